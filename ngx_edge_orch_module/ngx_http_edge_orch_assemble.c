@@ -1,0 +1,324 @@
+
+/*
+ * Copyright (C) ngx_edge_orch_module authors
+ *
+ * JSON validation (jansson, once per fragment body) and assembly of the
+ * response document by concatenation: {"name":<fragment>,...}.
+ */
+
+
+#include "ngx_http_edge_orch_module.h"
+
+#include <jansson.h>
+
+
+static ngx_int_t ngx_http_edge_orch_send_error(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx);
+static ngx_int_t ngx_http_edge_orch_send(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx, ngx_uint_t status, ngx_chain_t *out,
+    off_t len);
+
+
+static const char  *ngx_http_edge_orch_reasons[] = {
+    "none",
+    "timeout",
+    "status",
+    "invalid",
+    "too_big",
+    "encoding",
+    "no_route",
+    "error"
+};
+
+
+static const char  *ngx_http_edge_orch_outcomes[] = {
+    "pending",
+    "ok",
+    "fallback",
+    "omitted",
+    "failed"
+};
+
+
+static ngx_str_t  ngx_http_edge_orch_json_type =
+    ngx_string("application/json");
+
+
+ngx_int_t
+ngx_http_edge_orch_json_validate(u_char *data, size_t len, u_char *err,
+    size_t errlen)
+{
+    json_t        *json;
+    json_error_t   error;
+
+    if (len == 0) {
+        ngx_cpystrn(err, (u_char *) "empty body", errlen);
+        return NGX_ERROR;
+    }
+
+    json = json_loadb((const char *) data, len,
+                      JSON_DECODE_ANY|JSON_ALLOW_NUL, &error);
+
+    if (json == NULL) {
+        ngx_snprintf(err, errlen - 1, "%s at line %d column %d%Z",
+                     error.text, error.line, error.column);
+        err[errlen - 1] = '\0';
+        return NGX_ERROR;
+    }
+
+    json_decref(json);
+
+    return NGX_OK;
+}
+
+
+const char *
+ngx_http_edge_orch_reason_name(ngx_http_edge_orch_reason_e reason)
+{
+    return ngx_http_edge_orch_reasons[reason];
+}
+
+
+u_char *
+ngx_http_edge_orch_outcome_string(ngx_http_edge_orch_ctx_t *ctx,
+    ngx_pool_t *pool, size_t *len)
+{
+    u_char                     *p, *s;
+    size_t                      n;
+    ngx_uint_t                  i;
+    ngx_http_edge_orch_frag_t  *fs;
+
+    n = 0;
+
+    for (i = 0; i < ctx->nfrags; i++) {
+        n += ctx->frags[i].conf->name.len + sizeof("=fallback:no_route; ");
+    }
+
+    s = ngx_pnalloc(pool, n + 1);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    p = s;
+
+    for (i = 0; i < ctx->nfrags; i++) {
+        fs = &ctx->frags[i];
+
+        if (i) {
+            *p++ = ';';
+            *p++ = ' ';
+        }
+
+        p = ngx_sprintf(p, "%V=%s", &fs->conf->name,
+                        ngx_http_edge_orch_outcomes[fs->outcome]);
+
+        if (fs->reason != NGX_HTTP_EDGE_ORCH_REASON_NONE) {
+            p = ngx_sprintf(p, ":%s",
+                            ngx_http_edge_orch_reasons[fs->reason]);
+        }
+    }
+
+    *len = p - s;
+
+    return s;
+}
+
+
+ngx_int_t
+ngx_http_edge_orch_send_response(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx)
+{
+    off_t                       len;
+    u_char                     *p;
+    size_t                      size;
+    ngx_buf_t                  *b;
+    ngx_uint_t                  i, first;
+    ngx_chain_t                *out, **ll, *cl;
+    ngx_http_edge_orch_frag_t  *fs;
+
+    if (ctx->failed != NULL) {
+        return ngx_http_edge_orch_send_error(r, ctx);
+    }
+
+    /* one block for all punctuation and names, the bodies are referenced */
+
+    size = sizeof("{}");
+
+    for (i = 0; i < ctx->nfrags; i++) {
+        size += ctx->frags[i].conf->name.len + sizeof(",\"\":");
+    }
+
+    p = ngx_pnalloc(r->pool, size);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    out = NULL;
+    ll = &out;
+    len = 0;
+    first = 1;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->memory = 1;
+    b->pos = p;
+    *p++ = '{';
+
+    for (i = 0; i < ctx->nfrags; i++) {
+        fs = &ctx->frags[i];
+
+        if (fs->out.len == 0) {
+            continue;
+        }
+
+        if (!first) {
+            *p++ = ',';
+        }
+
+        first = 0;
+
+        p = ngx_sprintf(p, "\"%V\":", &fs->conf->name);
+        b->last = p;
+
+        cl = ngx_alloc_chain_link(r->pool);
+        if (cl == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cl->buf = b;
+        *ll = cl;
+        ll = &cl->next;
+        len += b->last - b->pos;
+
+        b = ngx_calloc_buf(r->pool);
+        if (b == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        b->memory = 1;
+        b->pos = fs->out.data;
+        b->last = fs->out.data + fs->out.len;
+
+        cl = ngx_alloc_chain_link(r->pool);
+        if (cl == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cl->buf = b;
+        *ll = cl;
+        ll = &cl->next;
+        len += fs->out.len;
+
+        b = ngx_calloc_buf(r->pool);
+        if (b == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        b->memory = 1;
+        b->pos = p;
+    }
+
+    *p++ = '}';
+    b->last = p;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    cl = ngx_alloc_chain_link(r->pool);
+    if (cl == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cl->buf = b;
+    cl->next = NULL;
+    *ll = cl;
+    len += b->last - b->pos;
+
+    return ngx_http_edge_orch_send(r, ctx, NGX_HTTP_OK, out, len);
+}
+
+
+static ngx_int_t
+ngx_http_edge_orch_send_error(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx)
+{
+    ngx_buf_t                  *b;
+    ngx_uint_t                  status;
+    ngx_chain_t                *out;
+    ngx_http_edge_orch_frag_t  *fs;
+
+    fs = ctx->failed;
+
+    status = (fs->reason == NGX_HTTP_EDGE_ORCH_REASON_TIMEOUT)
+             ? NGX_HTTP_GATEWAY_TIME_OUT : NGX_HTTP_BAD_GATEWAY;
+
+    b = ngx_create_temp_buf(r->pool, fs->conf->name.len
+                            + sizeof("{\"error\":\"fragment failed\","
+                                     "\"fragment\":\"\",\"reason\":\"\"}\n")
+                            + sizeof("no_route"));
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_sprintf(b->last,
+                          "{\"error\":\"fragment failed\",\"fragment\":\"%V\","
+                          "\"reason\":\"%s\"}\n",
+                          &fs->conf->name,
+                          ngx_http_edge_orch_reasons[fs->reason]);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out = ngx_alloc_chain_link(r->pool);
+    if (out == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    out->buf = b;
+    out->next = NULL;
+
+    return ngx_http_edge_orch_send(r, ctx, status, out, b->last - b->pos);
+}
+
+
+static ngx_int_t
+ngx_http_edge_orch_send(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx,
+    ngx_uint_t status, ngx_chain_t *out, off_t len)
+{
+    size_t            n;
+    u_char           *s;
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    r->headers_out.content_type = ngx_http_edge_orch_json_type;
+    r->headers_out.content_type_len = ngx_http_edge_orch_json_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (ctx->conf->outcome_header.len) {
+        s = ngx_http_edge_orch_outcome_string(ctx, r->pool, &n);
+        if (s == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        h->key = ctx->conf->outcome_header;
+        h->value.data = s;
+        h->value.len = n;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    return ngx_http_output_filter(r, out);
+}
