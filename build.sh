@@ -3,9 +3,9 @@
 #
 #   ./build.sh deps            apt-get install everything (Debian 12)
 #   ./build.sh build [--asan]  module .so (+ CLI) into build/
-#   ./build.sh test [--valgrind] [prove args]   run t/ with prove
-#   ./build.sh demo            run the news-site demo on 127.0.0.1
-#   ./build.sh bench           benchmarks (bench/run)
+#   ./build.sh test [--valgrind] [prove args]   deps + build + run t/ (prove)
+#   ./build.sh demo            deps + build + the news-site demo on 127.0.0.1
+#   ./build.sh bench           deps + build + benchmarks (bench/run)
 #
 # NGINX_SRC=/path/to/nginx-x.y.z builds against an upstream source tree
 # (configured --with-compat) instead of Debian's nginx-dev.
@@ -17,7 +17,7 @@ cd "$here"
 APT_PACKAGES="nginx-core nginx-dev liblmdb-dev lmdb-utils libjansson-dev
  libpcre2-dev gcc make perl libtest-base-perl libtext-diff-perl
  liblist-moreutils-perl libtest-longstring-perl valgrind wrk curl
- libnginx-mod-http-lua"
+ libnginx-mod-http-lua libnginx-mod-http-echo"
 
 BUILD="$here/build"
 SO="$BUILD/nginx/ngx_http_edge_orch_module.so"
@@ -108,7 +108,8 @@ cmd_test() {
             *) args+=("$a") ;;
         esac
     done
-    [ -f "$SO" ] || cmd_build
+    cmd_deps
+    cmd_build
     export TEST_NGINX_EDGE_ORCH_SO="$SO"
     export TEST_NGINX_EDGE_ORCH_CLI="$CLI"
     export TEST_NGINX_BINARY="${TEST_NGINX_BINARY:-/usr/sbin/nginx}"
@@ -122,12 +123,14 @@ cmd_test() {
 }
 
 cmd_demo() {
-    [ -f "$SO" ] || cmd_build
+    cmd_deps
+    cmd_build
     exec bash "$here/examples/demo.sh" "$SO" "$CLI"
 }
 
 cmd_bench() {
-    [ -f "$SO" ] || cmd_build
+    cmd_deps
+    cmd_build
     exec bash "$here/bench/run" "$SO" "$CLI" "$@"
 }
 
@@ -137,6 +140,5 @@ case "${1:-}" in
     test)  shift; cmd_test "$@" ;;
     demo)  shift; cmd_demo "$@" ;;
     bench) shift; cmd_bench "$@" ;;
-    all)   shift; cmd_deps; cmd_build; cmd_test "$@" ;;
     *) sed -n '2,12p' "$0"; exit 2 ;;
 esac
