@@ -78,6 +78,13 @@ ngx_http_edge_orch_header_filter(ngx_http_request_t *r)
     if (r->headers_out.content_length_n > (off_t) max) {
         fs->too_big = 1;
 
+        if (ngx_http_edge_orch_fragment_failed(fs,
+                                          NGX_HTTP_EDGE_ORCH_REASON_TOO_BIG)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
     } else if (r->headers_out.content_length_n > 0) {
         fs->size = (size_t) r->headers_out.content_length_n;
         fs->body = ngx_pnalloc(fs->ctx->request->pool, fs->size);
@@ -129,6 +136,16 @@ ngx_http_edge_orch_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         if (len && !fs->finished && !fs->resolved && !fs->too_big) {
             if (ngx_http_edge_orch_append(fs, b->pos, len) != NGX_OK) {
                 return NGX_ERROR;
+            }
+
+            if (fs->too_big) {
+                /* no need to wait for the rest: decide now */
+                if (ngx_http_edge_orch_fragment_failed(fs,
+                                          NGX_HTTP_EDGE_ORCH_REASON_TOO_BIG)
+                    != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
             }
         }
 

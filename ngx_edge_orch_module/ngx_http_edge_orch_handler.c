@@ -20,6 +20,7 @@
 static ngx_int_t ngx_http_edge_orch_start_fragment(ngx_http_request_t *r,
     ngx_http_edge_orch_ctx_t *ctx, ngx_http_edge_orch_frag_t *fs);
 static ngx_list_t *ngx_http_edge_orch_filter_headers(ngx_http_request_t *r);
+static ngx_int_t ngx_http_edge_orch_wake(ngx_http_edge_orch_ctx_t *ctx);
 static void ngx_http_edge_orch_fragment_classify(ngx_http_request_t *sr,
     ngx_http_edge_orch_frag_t *fs, ngx_int_t rc);
 static void ngx_http_edge_orch_resolve(ngx_http_edge_orch_frag_t *fs,
@@ -337,8 +338,6 @@ ngx_http_edge_orch_post_subrequest(ngx_http_request_t *r, void *data,
 {
     ngx_http_edge_orch_frag_t *fs = data;
 
-    ngx_http_request_t  *pr;
-
     if (rc == NGX_AGAIN && (r->buffered || r->postponed)) {
         /* called again once the output is done */
         return rc;
@@ -353,16 +352,8 @@ ngx_http_edge_orch_post_subrequest(ngx_http_request_t *r, void *data,
     if (!fs->resolved) {
         ngx_http_edge_orch_fragment_classify(r, fs, rc);
 
-        pr = fs->ctx->request;
-
-        if (fs->ctx->pending == 0 && fs->ctx->waiting
-            && !fs->ctx->responded)
-        {
-            /* the main request continues in its write event handler */
-
-            if (ngx_http_post_request(pr, NULL) != NGX_OK) {
-                return NGX_ERROR;
-            }
+        if (ngx_http_edge_orch_wake(fs->ctx) != NGX_OK) {
+            return NGX_ERROR;
         }
     }
 
@@ -385,6 +376,30 @@ done:
 }
 
 
+ngx_int_t
+ngx_http_edge_orch_fragment_failed(ngx_http_edge_orch_frag_t *fs,
+    ngx_http_edge_orch_reason_e reason)
+{
+    ngx_http_edge_orch_resolve(fs, reason);
+
+    return ngx_http_edge_orch_wake(fs->ctx);
+}
+
+
+static ngx_int_t
+ngx_http_edge_orch_wake(ngx_http_edge_orch_ctx_t *ctx)
+{
+    if (ctx->pending == 0 && ctx->waiting && !ctx->responded) {
+
+        /* the main request continues in its write event handler */
+
+        return ngx_http_post_request(ctx->request, NULL);
+    }
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_edge_orch_fragment_classify(ngx_http_request_t *sr,
     ngx_http_edge_orch_frag_t *fs, ngx_int_t rc)
@@ -394,10 +409,10 @@ ngx_http_edge_orch_fragment_classify(ngx_http_request_t *sr,
 
     if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         fs->status = (rc == NGX_ERROR) ? 0 : (ngx_uint_t) rc;
+        /* nginx's own verdict (connect failed, timed out, ...) */
         reason = (rc == NGX_HTTP_GATEWAY_TIME_OUT)
                  ? NGX_HTTP_EDGE_ORCH_REASON_TIMEOUT
-                 : (rc == NGX_ERROR) ? NGX_HTTP_EDGE_ORCH_REASON_ERROR
-                                     : NGX_HTTP_EDGE_ORCH_REASON_STATUS;
+                 : NGX_HTTP_EDGE_ORCH_REASON_ERROR;
         goto failed;
     }
 
@@ -532,6 +547,8 @@ ngx_http_edge_orch_timeout_handler(ngx_event_t *ev)
     r = ctx->request;
     c = r->connection;
 
+    ngx_http_set_log_request(c->log, r);
+
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "edge_orch fragment \"%V\" timed out", &fs->conf->name);
 
@@ -598,10 +615,17 @@ ngx_http_edge_orch_finish_handler(ngx_http_request_t *r)
 static void
 ngx_http_edge_orch_finish(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx)
 {
-    ngx_int_t  rc;
+    ngx_int_t   rc;
+    ngx_uint_t  i;
 
     ctx->responded = 1;
     r->write_event_handler = ngx_http_request_empty_handler;
+
+    /* fragments resolved early (e.g. too big) may still be running */
+
+    for (i = 0; i < ctx->nfrags; i++) {
+        ngx_http_edge_orch_abort_fragment(&ctx->frags[i]);
+    }
 
     rc = ngx_http_edge_orch_send_response(r, ctx);
 

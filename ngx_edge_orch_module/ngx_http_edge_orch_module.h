@@ -156,6 +156,8 @@ ngx_int_t ngx_http_edge_orch_post_subrequest(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 ngx_http_edge_orch_frag_t *ngx_http_edge_orch_fragment_of(
     ngx_http_request_t *r);
+ngx_int_t ngx_http_edge_orch_fragment_failed(ngx_http_edge_orch_frag_t *fs,
+    ngx_http_edge_orch_reason_e reason);
 
 /* filter.c */
 ngx_int_t ngx_http_edge_orch_filter_init(ngx_conf_t *cf);
