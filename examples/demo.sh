@@ -1,0 +1,391 @@
+#!/usr/bin/env bash
+# ngx_edge_orch_module demo: a news site's home page assembled at the edge.
+#
+#   bash examples/demo.sh MODULE.so EDGE-ORCH-ROUTES-CLI      (or ./build.sh demo)
+#
+# Starts one private nginx (orchestrator + mock regional APIs, all on
+# 127.0.0.1) from examples/nginx.conf.in, compiles examples/routes.json into
+# an LMDB routing table and walks through: routing by region and device,
+# parallel fan-out, a live route change without reload, and upstream
+# failures.  Everything lives in a temporary run directory that is removed
+# at the end (also on error or Ctrl-C).
+#
+# Environment:
+#   EDGE_ORCH_DEMO_PORT=8080        orchestrator port
+#   EDGE_ORCH_DEMO_MOCK_PORT=18101  first mock port (one port per instance)
+#   EDGE_ORCH_DEMO_KEEP=1           leave nginx running and keep the run dir
+#   NGINX=/usr/sbin/nginx           nginx binary (1.22, built --with-compat)
+#   EDGE_ORCH_DEMO_ECHO_SO=...      echo module (libnginx-mod-http-echo)
+set -euo pipefail
+
+# ----------------------------------------------------------------------
+# the mock regional instances: NAME LATENCY_MS (ports are assigned in this
+# order from EDGE_ORCH_DEMO_MOCK_PORT).  Change latencies here.
+# ----------------------------------------------------------------------
+MOCKS=(
+    "cms_tokyo      40"
+    "cms_frankfurt  60"
+    "cms_virginia   120"
+    "recs_dublin    80"
+    "recs_oregon    150"
+    "ads_singapore  30"
+    "ads_frankfurt  50"
+    "ads_virginia   70"
+    "ads_mobile     45"
+    "broken         20"       # answers 503 (upstreams recs_broken, cms_broken)
+    "slow           2000"     # too slow for timeout=300ms (upstream ads_slow)
+)
+
+usage() {
+    echo "usage: $0 MODULE.so EDGE-ORCH-ROUTES-CLI" >&2
+    exit 2
+}
+
+[ $# -eq 2 ] || usage
+
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+abspath() { (cd "$(dirname "$1")" && printf '%s/%s\n' "$(pwd)" "$(basename "$1")"); }
+
+EXAMPLES=$(cd "$(dirname "$0")" && pwd)
+[ -f "$1" ] || die "module not found: $1 (run ./build.sh build)"
+[ -x "$2" ] || die "routes CLI not found or not executable: $2 (run ./build.sh build)"
+SO=$(abspath "$1")
+CLI=$(abspath "$2")
+NGINX=${NGINX:-/usr/sbin/nginx}
+ECHO_SO=${EDGE_ORCH_DEMO_ECHO_SO:-/usr/lib/nginx/modules/ngx_http_echo_module.so}
+PORT=${EDGE_ORCH_DEMO_PORT:-8080}
+MOCK_PORT=${EDGE_ORCH_DEMO_MOCK_PORT:-18101}
+KEEP=${EDGE_ORCH_DEMO_KEEP:-0}
+
+command -v "$NGINX" >/dev/null 2>&1 || die "nginx not found: $NGINX"
+[ -f "$ECHO_SO" ] || die "echo module not found: $ECHO_SO (apt-get install libnginx-mod-http-echo)"
+command -v curl >/dev/null 2>&1 || die "curl not found (apt-get install curl)"
+PY=""
+command -v python3 >/dev/null 2>&1 && PY=python3
+
+URL="http://127.0.0.1:$PORT/api/page/home"
+IPHONE_UA='Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1'
+
+# ----------------------------------------------------------------------
+# output helpers
+# ----------------------------------------------------------------------
+if [ -t 1 ]; then
+    B=$'\e[1m' D=$'\e[2m' G=$'\e[32m' Y=$'\e[33m' R=$'\e[31m' N=$'\e[0m'
+else
+    B="" D="" G="" Y="" R="" N=""
+fi
+
+section() { printf '\n%s== %s ==%s\n' "$B" "$*" "$N"; }
+say()     { printf '%s\n' "$*"; }
+note()    { printf '%s%s%s\n' "$D" "$*" "$N"; }
+# ctl ARGS: run the routes CLI, showing the command line
+ctl()     { printf '%s$ edge-orch-routes' "$D"; printf ' %q' "$@"; printf '%s\n' "$N"
+            "$RUN_CLI" "$@" 2>&1 | sed 's/^/    /'; }
+
+# ----------------------------------------------------------------------
+# run directory, clean-up
+# ----------------------------------------------------------------------
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/edge-orch-demo.XXXX")
+chmod 755 "$RUN"     # nginx workers (user nobody under root) read in here
+MASTER=""
+WORKERS=""
+
+cleanup() {
+    local rc=$? i
+    trap - EXIT INT TERM
+    if [ "$KEEP" = 1 ]; then
+        if [ -n "$MASTER" ] && kill -0 "$MASTER" 2>/dev/null; then
+            printf '\nnginx is still running (EDGE_ORCH_DEMO_KEEP=1): master pid %s\n' "$MASTER"
+            printf '  try:   curl -si -H "X-Region: JP" %s\n' "$URL"
+            printf '  route: %s put %s/routes cms JP cms_frankfurt\n' "$CLI" "$RUN"
+            printf '  stop:  kill %s && rm -rf %s\n' "$MASTER" "$RUN"
+        fi
+        printf 'run directory kept: %s\n' "$RUN"
+        exit $rc
+    fi
+    if [ $rc -ne 0 ] && [ $rc -ne 130 ] && [ $rc -ne 143 ] \
+       && [ -f "$RUN/logs/error.log" ]; then
+        echo "demo: failed (exit $rc); problems in the nginx error log:" >&2
+        grep -E '\[(warn|error|crit|alert|emerg)\]' "$RUN/logs/error.log" \
+            | tail -n 15 | sed 's/^/    /' >&2 || true
+    fi
+    if [ -n "$MASTER" ] && kill -0 "$MASTER" 2>/dev/null; then
+        kill -TERM "$MASTER" 2>/dev/null || true
+        for i in $(seq 1 50); do
+            kill -0 "$MASTER" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$MASTER" 2>/dev/null; then
+            echo "demo: nginx master $MASTER did not stop, killing it" >&2
+            kill -KILL "$MASTER" 2>/dev/null || true
+            for i in $WORKERS; do
+                kill -KILL "$i" 2>/dev/null || true
+            done
+        fi
+    fi
+    rm -rf "$RUN"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$RUN/logs" "$RUN/tmp" "$RUN/data"
+cp "$EXAMPLES"/data/*.json "$RUN/data/"
+cp "$CLI" "$RUN/edge-orch-routes"    # a rebuild during the demo cannot break it
+RUN_CLI="$RUN/edge-orch-routes"
+ROUTES="$RUN/routes"
+
+# ----------------------------------------------------------------------
+# mock table -> ports, latencies, config
+# ----------------------------------------------------------------------
+declare -A MPORT MLAT
+sed_args=(-e "s|@SO@|$SO|g" -e "s|@ECHO_SO@|$ECHO_SO|g"
+          -e "s|@PREFIX@|$RUN|g" -e "s|@DATA@|$RUN/data|g"
+          -e "s|@ROUTES@|$ROUTES|g" -e "s|@PORT@|$PORT|g")
+i=0
+for m in "${MOCKS[@]}"; do
+    read -r name ms _ <<<"$m"
+    MPORT[$name]=$((MOCK_PORT + i))
+    MLAT[$name]=$ms
+    sed_args+=(-e "s|@PORT_${name}@|${MPORT[$name]}|g"
+               -e "s|@SLEEP_${name}@|$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))|g")
+    i=$((i + 1))
+done
+
+sed "${sed_args[@]}" "$EXAMPLES/nginx.conf.in" >"$RUN/nginx.conf"
+if sed 's/#.*//' "$RUN/nginx.conf" | grep -n '@[A-Za-z_]*@' >&2; then
+    die "placeholders left in the generated nginx.conf (MOCKS table and nginx.conf.in disagree)"
+fi
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$PORT" "${MPORT[@]}"; do
+    port_busy "$p" && die "127.0.0.1:$p is already in use; set EDGE_ORCH_DEMO_PORT / EDGE_ORCH_DEMO_MOCK_PORT"
+done
+
+# ----------------------------------------------------------------------
+# the response summariser: no wall of JSON, one line per fragment
+# ----------------------------------------------------------------------
+cat >"$RUN/summarize.py" <<'PY'
+import json, os, sys
+
+body_file, hdr_file, data_dir, status, took, lat_spec = sys.argv[1:7]
+lat = dict(kv.split("=") for kv in lat_spec.split(",") if kv)
+raw = open(body_file, "rb").read()
+hdrs = {}
+for line in open(hdr_file, encoding="utf-8", errors="replace"):
+    if ":" in line:
+        k, v = line.split(":", 1)
+        hdrs[k.strip().lower()] = v.strip()
+
+print("   HTTP %s   X-Edge-Orch: %s" % (status, hdrs.get("x-edge-orch", "(none)")))
+if "x-edge-orch-route" in hdrs:
+    print("   routed:  %s" % hdrs["x-edge-orch-route"])
+
+try:
+    doc = json.loads(raw)
+except ValueError as e:
+    print("   body is not JSON (%s): %r" % (e, raw[:200]))
+    sys.exit(0)
+
+if "error" in doc:
+    print("   body:    %s" % json.dumps(doc))
+    print("   took %.3f s" % float(took))
+    sys.exit(0)
+
+def kb(n):
+    return "%.1f KB" % (n / 1024.0)
+
+def describe(name, frag):
+    if not isinstance(frag, dict):
+        return json.dumps(frag)[:60]
+    if frag.get("source") == "fallback":
+        return "fallback= from nginx.conf: " + json.dumps(frag, separators=(",", ":"))
+    if "articles" in frag:
+        a = frag["articles"]
+        top = a[0]["headline"] if a else "-"
+        if len(top) > 48:
+            top = top[:47] + "…"
+        return "%s, %d articles; top: \"%s\"" % (frag.get("edition_name", "?").split("— ")[-1], len(a), top)
+    if "items" in frag:
+        m = frag.get("model", {})
+        return "%d recommendations, model %s %s" % (len(frag["items"]), m.get("name", "?"), m.get("version", "?"))
+    if "slots" in frag:
+        s = ", ".join("%s %s" % (x.get("advertiser"), x.get("size")) for x in frag["slots"][:2])
+        more = len(frag["slots"]) - 2
+        return "%d slots: %s%s" % (len(frag["slots"]), s, ", …" if more > 0 else "")
+    return ", ".join(list(frag)[:5])
+
+spent = []
+for name in ("cms", "recs", "ads"):
+    if name not in doc:
+        print("   %-5s (left out of the document)" % name)
+        continue
+    frag = doc[name]
+    who = frag.get("served_by") if isinstance(frag, dict) else None
+    size = ""
+    if who:
+        path = os.path.join(data_dir, who + ".json")
+        if os.path.exists(path):
+            data = open(path, "rb").read()
+            size = kb(len(data))
+            if data not in raw:
+                size += " (NOT byte-identical to data/%s.json!)" % who
+        if who in lat:
+            spent.append((who, int(lat[who])))
+    print("   %-5s <- %-14s %-8s %s" % (name, who or "(nginx)", size, describe(name, frag)))
+
+t = float(took)
+line = "   took %.3f s for %s bytes" % (t, len(raw))
+all_ok = all(p.strip().endswith("=ok")
+             for p in hdrs.get("x-edge-orch", "x").split(";"))
+if all_ok and len(spent) > 1:
+    total = sum(ms for _, ms in spent) / 1000.0
+    slowest = max(ms for _, ms in spent) / 1000.0
+    line += "; the %d upstreams' latencies add up to %.3f s (slowest %.3f s): fetched in parallel" % (
+        len(spent), total, slowest)
+print(line)
+PY
+
+LAT_SPEC=""
+for name in "${!MLAT[@]}"; do LAT_SPEC="$LAT_SPEC$name=${MLAT[$name]},"; done
+
+# request LABEL REGION [USER-AGENT]
+request() {
+    local label=$1 region=$2 ua=${3:-} out status took
+    local args=(-s -m 10 -o "$RUN/body" -D "$RUN/headers" -w '%{http_code} %{time_total}')
+    [ -n "$region" ] && args+=(-H "X-Region: $region")
+    [ -n "$ua" ] && args+=(-A "$ua")
+    printf '\n%s-- %s%s\n' "$B" "$label" "$N"
+    if [ -n "$ua" ]; then
+        note "   curl -H 'X-Region: $region' -A '${ua:0:40}…' $URL"
+    else
+        note "   curl -H 'X-Region: $region' $URL"
+    fi
+    out=$(curl "${args[@]}" "$URL") || die "request failed (curl exit $?)"
+    read -r status took <<<"$out"
+    if [ -n "$PY" ]; then
+        "$PY" "$RUN/summarize.py" "$RUN/body" "$RUN/headers" "$RUN/data" \
+              "$status" "$took" "$LAT_SPEC"
+    else
+        printf '   HTTP %s   %s\n' "$status" "$(grep -i '^x-edge-orch:' "$RUN/headers" | tr -d '\r')"
+        printf '   took %s s; body (first 300 bytes):\n' "$took"
+        head -c 300 "$RUN/body" | sed 's/^/     /'; echo
+    fi
+}
+
+cli() { "$RUN_CLI" "$@"; }
+generation() { cli info "$ROUTES" | sed -n 's/^generation: //p'; }
+worker_pids() { pgrep -P "$MASTER" | sort -n | tr '\n' ' '; }
+
+# ----------------------------------------------------------------------
+section "1. Routing table: compile examples/routes.json into LMDB"
+# ----------------------------------------------------------------------
+owner=()
+[ "$(id -u)" = 0 ] && owner=(--owner nobody:nogroup)   # workers run as nobody
+ctl compile "$EXAMPLES/routes.json" "$ROUTES" "${owner[@]}"
+[ -f "$ROUTES/data.mdb" ] || die "the CLI did not create $ROUTES/data.mdb"
+if [ "$(id -u)" = 0 ] && [ "$(stat -c %U "$ROUTES/lock.mdb")" != nobody ]; then
+    chown -R nobody:nogroup "$ROUTES"     # older CLI without --owner
+fi
+note "   what nginx will pick (the CLI walks the same lookup chain as the module):"
+for q in "cms JP" "cms DE" "cms US" "cms BR" "recs JP" "ads TW"; do
+    read -r svc reg <<<"$q"
+    printf '   %-5s %-3s -> %s\n' "$svc" "$reg" "$(cli resolve "$ROUTES" "$svc" "$reg" -q)"
+done
+printf '   %-5s %-3s -> %s   (iPhone User-Agent)\n' ads US \
+    "$(cli resolve "$ROUTES" ads US --ua "$IPHONE_UA" -q)"
+
+# ----------------------------------------------------------------------
+section "2. Start nginx (orchestrator on 127.0.0.1:$PORT, ${#MOCKS[@]} mock instances on 127.0.0.1:$MOCK_PORT-$((MOCK_PORT + ${#MOCKS[@]} - 1)))"
+# ----------------------------------------------------------------------
+say "   run dir: $RUN"
+"$NGINX" -t -p "$RUN" -c "$RUN/nginx.conf" 2>&1 | sed 's/^/   /'
+"$NGINX" -p "$RUN" -c "$RUN/nginx.conf"
+for i in $(seq 1 50); do
+    [ -s "$RUN/nginx.pid" ] && MASTER=$(cat "$RUN/nginx.pid")
+    [ -n "$MASTER" ] && curl -s -m 1 -o /dev/null "http://127.0.0.1:$PORT/healthz" && break
+    sleep 0.1
+done
+[ -n "$MASTER" ] || die "nginx did not write $RUN/nginx.pid"
+curl -s -m 1 -o /dev/null "http://127.0.0.1:$PORT/healthz" || die "nginx does not answer on 127.0.0.1:$PORT"
+WORKERS=$(worker_pids)
+say "   nginx master pid $MASTER, workers: $WORKERS"
+note "   mock latencies: $(for m in "${MOCKS[@]:0:9}"; do read -r n ms _ <<<"$m"; printf '%s %sms, ' "$n" "$ms"; done | sed 's/, $//')"
+
+# one untimed request per worker so the first timed one is not a cold start
+for i in 1 2 3 4; do curl -s -m 5 -o /dev/null -H 'X-Region: US' "$URL" || true; done
+
+# ----------------------------------------------------------------------
+section "3. One URL, four readers: the page is assembled from the region's nearest instances"
+# ----------------------------------------------------------------------
+request "Reader in Japan (X-Region: JP -> group apac)" JP
+request "Reader in Germany (X-Region: DE -> group eu)" DE
+request "Reader in the US (X-Region: US -> group na)" US
+request "Reader in the US on an iPhone (device class mobile)" US "$IPHONE_UA"
+
+# ----------------------------------------------------------------------
+section "4. Live route change: send Japan's cms traffic to Frankfurt, no reload"
+# ----------------------------------------------------------------------
+gen0=$(generation)
+pids0="$MASTER / $(worker_pids)"
+ctl put "$ROUTES" cms JP cms_frankfurt
+gen1=$(generation)
+say "   routes generation: $gen0 -> $gen1"
+ctl diff "$EXAMPLES/routes.json" "$ROUTES" || true
+request "Reader in Japan, right after the change" JP
+ctl rollback "$ROUTES"
+say "   routes generation: $gen1 -> $(generation)"
+request "Reader in Japan, after the rollback" JP
+pids1="$MASTER / $(worker_pids)"
+say ""
+say "   nginx master / worker pids before: $pids0"
+say "   nginx master / worker pids after:  $pids1"
+if [ "$pids0" = "$pids1" ]; then
+    say "   ${G}same processes: no reload, no restart; every worker read the new table on its next request${N}"
+else
+    say "   ${R}the nginx processes changed!${N}"
+fi
+note "   nginx error log: a worker loads a new generation on its next request"
+grep -o 'routing table "[^"]*" generation [0-9]* loaded.*' "$RUN/logs/error.log" \
+    | sed -e 's/, client:.*//' -e "s|$ROUTES|$(basename "$RUN")/routes|" | tail -n 4 | sed 's/^/     /' || true
+
+# ----------------------------------------------------------------------
+section "5. Upstream failures: the page still renders"
+# ----------------------------------------------------------------------
+say "   ${Y}5a. recs for everyone outside the EU goes to recs_broken, which answers 503${N}"
+ctl put "$ROUTES" recs '*' recs_broken
+request "Reader in the US: recs is replaced by its fallback=" US
+request "Reader in Germany: still routed to recs_dublin, unaffected" DE
+ctl rollback "$ROUTES"
+
+say ""
+say "   ${Y}5b. ads outside apac/eu go to ads_slow, which needs ${MLAT[slow]} ms (timeout=300ms, optional)${N}"
+ctl put "$ROUTES" ads '*' ads_slow
+request "Reader in the US: ads is left out, the page does not wait for it" US
+ctl rollback "$ROUTES"
+
+say ""
+say "   ${Y}5c. cms (required, no fallback) for the US goes to a broken instance${N}"
+ctl put "$ROUTES" cms US cms_broken
+request "Reader in the US: a required fragment failed -> 502 for the whole page" US
+ctl rollback "$ROUTES"
+request "Reader in the US, after the rollback" US
+
+# ----------------------------------------------------------------------
+section "6. What nginx logged"
+# ----------------------------------------------------------------------
+note "   access log (log_format edge_orch in nginx.conf.in), last 8 lines:"
+tail -n 8 "$RUN/logs/access.log" | sed 's/^/     /'
+note "   fragment warnings from the error log:"
+grep -o 'edge_orch: fragment .*' "$RUN/logs/error.log" | sed 's/, client:.*//' \
+    | tail -n 4 | sed 's/^/     /' || true
+
+section "Done"
+if [ "$KEEP" = 1 ]; then
+    say "   logs: $RUN/logs/{access,error,mocks}.log"
+else
+    say "   stopping nginx (pid $MASTER) and removing $RUN"
+    say "   (EDGE_ORCH_DEMO_KEEP=1 keeps nginx running and the logs in place)"
+fi
