@@ -34,6 +34,7 @@ static const char  *ngx_http_edge_orch_reasons[] = {
 static const char  *ngx_http_edge_orch_outcomes[] = {
     "pending",
     "ok",
+    "stale",
     "fallback",
     "omitted",
     "failed"
@@ -115,6 +116,98 @@ ngx_http_edge_orch_outcome_string(ngx_http_edge_orch_ctx_t *ctx,
         if (fs->reason != NGX_HTTP_EDGE_ORCH_REASON_NONE) {
             p = ngx_sprintf(p, ":%s",
                             ngx_http_edge_orch_reasons[fs->reason]);
+        }
+    }
+
+    *len = p - s;
+
+    return s;
+}
+
+
+u_char *
+ngx_http_edge_orch_cache_status(ngx_http_edge_orch_ctx_t *ctx,
+    ngx_pool_t *pool, size_t *len, ngx_uint_t rfc)
+{
+    u_char                     *p, *s;
+    size_t                      n;
+    int64_t                     ttl;
+    ngx_uint_t                  i, first;
+    ngx_http_edge_orch_frag_t  *fs;
+
+    static const char  *names[] = {
+        "NONE", "MISS", "HIT", "STALE", "COLLAPSED", "PASS"
+    };
+
+    n = 0;
+
+    for (i = 0; i < ctx->nfrags; i++) {
+        n += ctx->frags[i].conf->name.len
+             + sizeof("edge-orch/; fwd=miss; fwd-status=999; collapsed; "
+                      "stored; ttl=-9223372036854775808, ");
+    }
+
+    s = ngx_pnalloc(pool, n + 1);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    p = s;
+    first = 1;
+
+    for (i = 0; i < ctx->nfrags; i++) {
+        fs = &ctx->frags[i];
+
+        if (fs->cache == NGX_HTTP_EDGE_ORCH_CACHE_NONE) {
+            continue;
+        }
+
+        if (!first) {
+            *p++ = rfc ? ',' : ';';
+            *p++ = ' ';
+        }
+
+        first = 0;
+
+        if (!rfc) {
+            p = ngx_sprintf(p, "%V=%s", &fs->conf->name, names[fs->cache]);
+            continue;
+        }
+
+        /* RFC 9211: one cache member per fragment */
+
+        p = ngx_sprintf(p, "edge-orch/%V", &fs->conf->name);
+        ttl = fs->ttl / 1000;
+
+        switch (fs->cache) {
+
+        case NGX_HTTP_EDGE_ORCH_CACHE_HIT:
+            p = ngx_sprintf(p, "; hit; ttl=%L", ttl);
+            break;
+
+        case NGX_HTTP_EDGE_ORCH_CACHE_STALE:
+            p = ngx_sprintf(p, "; hit; fwd=stale; ttl=%L",
+                            fs->ttl < 0 ? ttl : (int64_t) 0);
+            break;
+
+        case NGX_HTTP_EDGE_ORCH_CACHE_COLLAPSED:
+            p = ngx_sprintf(p, "; fwd=miss; collapsed");
+            break;
+
+        case NGX_HTTP_EDGE_ORCH_CACHE_PASS:
+            p = ngx_sprintf(p, "; fwd=request");
+            break;
+
+        default: /* MISS */
+            p = ngx_sprintf(p, "; fwd=miss");
+
+            if (fs->status) {
+                p = ngx_sprintf(p, "; fwd-status=%ui", fs->status);
+            }
+
+            if (fs->stored) {
+                p = ngx_sprintf(p, "; stored");
+            }
         }
     }
 
@@ -312,6 +405,25 @@ ngx_http_edge_orch_send(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx,
         h->key = ctx->conf->outcome_header;
         h->value.data = s;
         h->value.len = n;
+    }
+
+    if (ctx->conf->zone != NULL) {
+        s = ngx_http_edge_orch_cache_status(ctx, r->pool, &n, 1);
+        if (s == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (n) {
+            h = ngx_list_push(&r->headers_out.headers);
+            if (h == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            h->hash = 1;
+            ngx_str_set(&h->key, "Cache-Status");
+            h->value.data = s;
+            h->value.len = n;
+        }
     }
 
     rc = ngx_http_send_header(r);

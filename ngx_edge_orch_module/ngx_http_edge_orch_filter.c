@@ -56,11 +56,15 @@ ngx_http_edge_orch_header_filter(ngx_http_request_t *r)
 
     r->header_sent = 1;
 
-    if (fs->finished || fs->resolved) {
+    if (!ngx_http_edge_orch_capturing(fs)) {
         return NGX_OK;
     }
 
     fs->status = r->headers_out.status;
+
+    if (ngx_http_edge_orch_capture_headers(r, fs) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     ce = r->headers_out.content_encoding;
 
@@ -133,7 +137,7 @@ ngx_http_edge_orch_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
         len = b->last - b->pos;
 
-        if (len && !fs->finished && !fs->resolved && !fs->too_big) {
+        if (len && !fs->too_big && ngx_http_edge_orch_capturing(fs)) {
             if (ngx_http_edge_orch_append(fs, b->pos, len) != NGX_OK) {
                 return NGX_ERROR;
             }

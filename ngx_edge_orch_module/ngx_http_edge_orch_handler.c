@@ -20,9 +20,21 @@
 static ngx_int_t ngx_http_edge_orch_start_fragment(ngx_http_request_t *r,
     ngx_http_edge_orch_ctx_t *ctx, ngx_http_edge_orch_frag_t *fs);
 static ngx_list_t *ngx_http_edge_orch_filter_headers(ngx_http_request_t *r);
+static ngx_int_t ngx_http_edge_orch_make_key(ngx_http_request_t *r,
+    ngx_http_edge_orch_frag_t *fs);
+static ngx_int_t ngx_http_edge_orch_apply_lookup(ngx_http_request_t *r,
+    ngx_http_edge_orch_frag_t *fs, ngx_http_edge_orch_lookup_t *lk);
+static ngx_int_t ngx_http_edge_orch_launch(ngx_http_request_t *r,
+    ngx_http_edge_orch_frag_t *fs);
+static void ngx_http_edge_orch_poll_handler(ngx_event_t *ev);
+static void ngx_http_edge_orch_stop_waiting(ngx_http_edge_orch_frag_t *fs);
+static void ngx_http_edge_orch_wake_waiters(ngx_http_edge_orch_frag_t *fs);
+static void ngx_http_edge_orch_fetch_done(ngx_http_edge_orch_frag_t *fs,
+    ngx_http_edge_orch_reason_e reason);
+static void ngx_http_edge_orch_store_failed(ngx_http_edge_orch_frag_t *fs);
 static ngx_int_t ngx_http_edge_orch_wake(ngx_http_edge_orch_ctx_t *ctx);
-static void ngx_http_edge_orch_fragment_classify(ngx_http_request_t *sr,
-    ngx_http_edge_orch_frag_t *fs, ngx_int_t rc);
+static ngx_http_edge_orch_reason_e ngx_http_edge_orch_fragment_classify(
+    ngx_http_request_t *sr, ngx_http_edge_orch_frag_t *fs, ngx_int_t rc);
 static void ngx_http_edge_orch_resolve(ngx_http_edge_orch_frag_t *fs,
     ngx_http_edge_orch_reason_e reason);
 static void ngx_http_edge_orch_timeout_handler(ngx_event_t *ev);
@@ -30,6 +42,7 @@ static void ngx_http_edge_orch_abort_fragment(ngx_http_edge_orch_frag_t *fs);
 static void ngx_http_edge_orch_finish_handler(ngx_http_request_t *r);
 static void ngx_http_edge_orch_finish(ngx_http_request_t *r,
     ngx_http_edge_orch_ctx_t *ctx);
+static void ngx_http_edge_orch_check_client(ngx_http_request_t *r);
 static void ngx_http_edge_orch_cleanup(void *data);
 
 
@@ -144,6 +157,12 @@ ngx_http_edge_orch_handler(ngx_http_request_t *r)
 
     ctx->waiting = 1;
     r->write_event_handler = ngx_http_edge_orch_finish_handler;
+
+    if (!r->discard_body) {
+        /* notice a client that goes away while the fragments run */
+        r->read_event_handler = ngx_http_edge_orch_check_client;
+    }
+
     r->main->count++;
 
     return NGX_DONE;
@@ -155,13 +174,16 @@ ngx_http_edge_orch_start_fragment(ngx_http_request_t *r,
     ngx_http_edge_orch_ctx_t *ctx, ngx_http_edge_orch_frag_t *fs)
 {
     ngx_int_t                            rc;
-    ngx_str_t                            uri, args;
     ngx_uint_t                           flags;
-    ngx_http_request_t                  *sr;
-    ngx_http_request_body_t             *rb;
+    ngx_http_edge_orch_zone_t           *zone;
+    ngx_http_edge_orch_lookup_t          lk;
     ngx_http_edge_orch_fragment_conf_t  *fc;
 
     fc = fs->conf;
+
+    fs->timer.handler = ngx_http_edge_orch_timeout_handler;
+    fs->timer.data = fs;
+    fs->timer.log = r->connection->log;
 
     rc = ngx_http_edge_orch_routes_lookup(r, ctx, &fc->service,
                                           &fs->upstream);
@@ -178,21 +200,207 @@ ngx_http_edge_orch_start_fragment(ngx_http_request_t *r,
         fs->upstream = fc->upstream;
     }
 
-    if (ngx_http_complex_value(r, &fc->uri, &uri) != NGX_OK) {
+    if (ngx_http_complex_value(r, &fc->uri, &fs->uri) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    args.len = 0;
-    args.data = NULL;
     flags = NGX_HTTP_LOG_UNSAFE;
 
-    if (ngx_http_parse_unsafe_uri(r, &uri, &args, &flags) != NGX_OK) {
+    if (ngx_http_parse_unsafe_uri(r, &fs->uri, &fs->args, &flags) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "edge_orch: fragment \"%V\": unsafe uri \"%V\"",
-                      &fc->name, &uri);
+                      &fc->name, &fs->uri);
         ngx_http_edge_orch_resolve(fs, NGX_HTTP_EDGE_ORCH_REASON_ERROR);
         return NGX_OK;
     }
+
+    zone = ctx->conf->zone;
+
+    if (zone == NULL) {
+        return ngx_http_edge_orch_launch(r, fs);
+    }
+
+    if (ngx_http_edge_orch_make_key(r, fs) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_add_timer(&fs->timer, fc->timeout);
+
+    if (ngx_http_edge_orch_cache_lookup(zone, &fs->ckey, r->pool, fc->timeout,
+                                        0, &lk)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_edge_orch_apply_lookup(r, fs, &lk);
+}
+
+
+static ngx_int_t
+ngx_http_edge_orch_make_key(ngx_http_request_t *r,
+    ngx_http_edge_orch_frag_t *fs)
+{
+    u_char                              *p;
+    size_t                               len;
+    ngx_str_t                            val;
+    ngx_http_edge_orch_fragment_conf_t  *fc;
+
+    /*
+     * name, upstream and the evaluated uri are always part of the key: two
+     * regions routed to different upstreams never share an entry
+     */
+
+    fc = fs->conf;
+
+    val.len = 0;
+
+    if (fc->key != NULL
+        && ngx_http_complex_value(r, fc->key, &val) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    len = fc->name.len + fs->upstream.len + fs->uri.len + fs->args.len
+          + val.len + 4;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    fs->ckey.key.data = p;
+
+    p = ngx_cpymem(p, fc->name.data, fc->name.len);
+    *p++ = '\0';
+    p = ngx_cpymem(p, fs->upstream.data, fs->upstream.len);
+    *p++ = '\0';
+    p = ngx_cpymem(p, fs->uri.data, fs->uri.len);
+    *p++ = '?';
+    p = ngx_cpymem(p, fs->args.data, fs->args.len);
+    *p++ = '\0';
+    p = ngx_cpymem(p, val.data, val.len);
+
+    fs->ckey.key.len = p - fs->ckey.key.data;
+
+    ngx_http_edge_orch_cache_key(&fs->ckey);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_edge_orch_apply_lookup(ngx_http_request_t *r,
+    ngx_http_edge_orch_frag_t *fs, ngx_http_edge_orch_lookup_t *lk)
+{
+    ngx_http_edge_orch_zone_t  *zone;
+
+    zone = fs->ctx->conf->zone;
+
+    switch (lk->action) {
+
+    case NGX_HTTP_EDGE_ORCH_LOOKUP_HIT:
+    case NGX_HTTP_EDGE_ORCH_LOOKUP_COLLAPSED:
+    case NGX_HTTP_EDGE_ORCH_LOOKUP_STALE:
+    case NGX_HTTP_EDGE_ORCH_LOOKUP_REFRESH:
+
+        fs->out = lk->body;
+        fs->tags = lk->tags;
+        fs->ttl = lk->ttl;
+
+        if (lk->action == NGX_HTTP_EDGE_ORCH_LOOKUP_HIT) {
+            fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_HIT;
+            ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_HITS);
+
+        } else if (lk->action == NGX_HTTP_EDGE_ORCH_LOOKUP_COLLAPSED) {
+            fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_COLLAPSED;
+            ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_COLLAPSED);
+
+        } else {
+            fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_STALE;
+            ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_STALE);
+        }
+
+        ngx_http_edge_orch_resolve(fs, NGX_HTTP_EDGE_ORCH_REASON_NONE);
+
+        if (lk->action != NGX_HTTP_EDGE_ORCH_LOOKUP_REFRESH) {
+            return NGX_OK;
+        }
+
+        /* stale-while-revalidate: one refresh across all workers */
+
+        fs->refresh = 1;
+        fs->lock_seq = lk->seq;
+        ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_REFRESHES);
+
+        if (!fs->timer.timer_set) {
+            ngx_add_timer(&fs->timer, fs->conf->timeout);
+        }
+
+        return ngx_http_edge_orch_launch(r, fs);
+
+    case NGX_HTTP_EDGE_ORCH_LOOKUP_SHARED_FAIL:
+
+        if (lk->fail_reason == NGX_HTTP_EDGE_ORCH_REASON_NONE) {
+            /* the result could not be shared (private, too big) */
+            fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_PASS;
+            ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_PASSES);
+            return ngx_http_edge_orch_launch(r, fs);
+        }
+
+        /* the same outcome as the fetch we waited for */
+
+        fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_COLLAPSED;
+        fs->sie_body = lk->body;
+        fs->sie_tags = lk->tags;
+        ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_COLLAPSED);
+        ngx_http_edge_orch_resolve(fs, lk->fail_reason);
+        return NGX_OK;
+
+    case NGX_HTTP_EDGE_ORCH_LOOKUP_WAIT:
+
+        fs->waiting = 1;
+        fs->wait_seq = lk->wait_seq;
+        fs->poll_delay = 1;
+
+        fs->poll.handler = ngx_http_edge_orch_poll_handler;
+        fs->poll.data = fs;
+        fs->poll.log = r->connection->log;
+
+        ngx_queue_insert_tail(&zone->waiters, &fs->wait_link);
+        ngx_add_timer(&fs->poll, fs->poll_delay);
+
+        return NGX_OK;
+
+    case NGX_HTTP_EDGE_ORCH_LOOKUP_FETCH:
+
+        fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_MISS;
+        fs->lock_seq = lk->seq;
+        fs->sie_body = lk->sie_body;
+        fs->sie_tags = lk->sie_tags;
+        ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_MISSES);
+
+        return ngx_http_edge_orch_launch(r, fs);
+
+    default: /* NGX_HTTP_EDGE_ORCH_LOOKUP_PASS */
+
+        fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_PASS;
+        ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_PASSES);
+
+        return ngx_http_edge_orch_launch(r, fs);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_edge_orch_launch(ngx_http_request_t *r,
+    ngx_http_edge_orch_frag_t *fs)
+{
+    ngx_http_request_t        *sr;
+    ngx_http_request_body_t   *rb;
+    ngx_http_edge_orch_ctx_t  *ctx;
+
+    ctx = fs->ctx;
 
     if (ctx->sr_headers == NULL) {
         ctx->sr_headers = ngx_http_edge_orch_filter_headers(r);
@@ -203,12 +411,15 @@ ngx_http_edge_orch_start_fragment(ngx_http_request_t *r,
 
     fs->ps.handler = ngx_http_edge_orch_post_subrequest;
     fs->ps.data = fs;
+    fs->max_age = -1;
+    fs->cc_swr = -1;
+    fs->cc_sie = -1;
 
-    if (ngx_http_subrequest(r, &uri, &args, &sr, &fs->ps,
+    if (ngx_http_subrequest(r, &fs->uri, &fs->args, &sr, &fs->ps,
                             NGX_HTTP_SUBREQUEST_BACKGROUND)
         != NGX_OK)
     {
-        ngx_http_edge_orch_resolve(fs, NGX_HTTP_EDGE_ORCH_REASON_ERROR);
+        ngx_http_edge_orch_fetch_done(fs, NGX_HTTP_EDGE_ORCH_REASON_ERROR);
         return NGX_OK;
     }
 
@@ -246,17 +457,221 @@ ngx_http_edge_orch_start_fragment(ngx_http_request_t *r,
     /* the body filter wants the response in memory, not in file buffers */
     sr->filter_need_in_memory = 1;
 
-    fs->timer.handler = ngx_http_edge_orch_timeout_handler;
-    fs->timer.data = fs;
-    fs->timer.log = r->connection->log;
-
-    ngx_add_timer(&fs->timer, fc->timeout);
+    if (!fs->timer.timer_set && !fs->resolved) {
+        ngx_add_timer(&fs->timer, fs->conf->timeout);
+    }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "edge_orch fragment \"%V\" -> \"%V\" via \"%V\"",
-                   &fc->name, &uri, &fs->upstream);
+                   &fs->conf->name, &fs->uri, &fs->upstream);
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_edge_orch_poll_handler(ngx_event_t *ev)
+{
+    ngx_connection_t             *c;
+    ngx_http_request_t           *r;
+    ngx_http_edge_orch_ctx_t     *ctx;
+    ngx_http_edge_orch_frag_t    *fs;
+    ngx_http_edge_orch_zone_t    *zone;
+    ngx_http_edge_orch_lookup_t   lk;
+
+    fs = ev->data;
+    ctx = fs->ctx;
+    r = ctx->request;
+    c = r->connection;
+    zone = ctx->conf->zone;
+
+    ngx_http_set_log_request(c->log, r);
+
+    if (!fs->waiting) {
+        return;
+    }
+
+    if (ctx->responded || fs->resolved) {
+        ngx_http_edge_orch_stop_waiting(fs);
+        return;
+    }
+
+    if (ngx_http_edge_orch_cache_lookup(zone, &fs->ckey, r->pool,
+                                        fs->conf->timeout, fs->wait_seq, &lk)
+        != NGX_OK)
+    {
+        ngx_http_edge_orch_stop_waiting(fs);
+        ngx_http_edge_orch_resolve(fs, NGX_HTTP_EDGE_ORCH_REASON_ERROR);
+        goto done;
+    }
+
+    if (lk.action == NGX_HTTP_EDGE_ORCH_LOOKUP_WAIT) {
+
+        /* another worker is fetching: back off from 1 ms to 8 ms */
+
+        if (fs->poll_delay < 8) {
+            fs->poll_delay *= 2;
+        }
+
+        ngx_add_timer(&fs->poll, fs->poll_delay);
+        return;
+    }
+
+    ngx_http_edge_orch_stop_waiting(fs);
+
+    if (ngx_http_edge_orch_apply_lookup(r, fs, &lk) != NGX_OK) {
+        ngx_http_edge_orch_resolve(fs, NGX_HTTP_EDGE_ORCH_REASON_ERROR);
+    }
+
+done:
+
+    if (ngx_http_edge_orch_wake(ctx) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_edge_orch_stop_waiting(ngx_http_edge_orch_frag_t *fs)
+{
+    if (!fs->waiting) {
+        return;
+    }
+
+    fs->waiting = 0;
+    ngx_queue_remove(&fs->wait_link);
+
+    if (fs->poll.timer_set) {
+        ngx_del_timer(&fs->poll);
+    }
+
+    if (fs->poll.posted) {
+        ngx_delete_posted_event(&fs->poll);
+    }
+}
+
+
+static void
+ngx_http_edge_orch_wake_waiters(ngx_http_edge_orch_frag_t *fs)
+{
+    ngx_queue_t                *q;
+    ngx_http_edge_orch_frag_t  *w;
+    ngx_http_edge_orch_zone_t  *zone;
+
+    /* waiters in this worker resume now; others poll within ms */
+
+    zone = fs->ctx->conf->zone;
+
+    for (q = ngx_queue_head(&zone->waiters);
+         q != ngx_queue_sentinel(&zone->waiters);
+         q = ngx_queue_next(q))
+    {
+        w = ngx_queue_data(q, ngx_http_edge_orch_frag_t, wait_link);
+
+        if (w->ckey.hash != fs->ckey.hash
+            || w->ckey.key.len != fs->ckey.key.len
+            || ngx_memcmp(w->ckey.key.data, fs->ckey.key.data,
+                          fs->ckey.key.len) != 0)
+        {
+            continue;
+        }
+
+        if (w->poll.timer_set) {
+            ngx_del_timer(&w->poll);
+        }
+
+        if (!w->poll.posted) {
+            ngx_post_event(&w->poll, &ngx_posted_events);
+        }
+    }
+}
+
+
+static void
+ngx_http_edge_orch_fetch_done(ngx_http_edge_orch_frag_t *fs,
+    ngx_http_edge_orch_reason_e reason)
+{
+    ngx_int_t                        rc;
+    ngx_str_t                        body;
+    ngx_http_edge_orch_zone_t       *zone;
+    ngx_http_edge_orch_freshness_t   fr;
+
+    /* the fetch ended: share its result (or failure), then resolve */
+
+    zone = fs->ctx->conf->zone;
+
+    if (zone != NULL && (fs->lock_seq || reason == NGX_HTTP_EDGE_ORCH_REASON_NONE)) {
+
+        if (reason == NGX_HTTP_EDGE_ORCH_REASON_NONE) {
+            ngx_http_edge_orch_freshness(fs, &fr);
+
+            body.data = fs->body;
+            body.len = fs->len;
+
+            rc = ngx_http_edge_orch_cache_store(zone, &fs->ckey, fs->lock_seq,
+                                                &body, &fs->resp_tags, &fr);
+            if (rc == NGX_OK) {
+                fs->stored = 1;
+                ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_STORES);
+
+            } else {
+                if (!fr.cacheable) {
+                    fs->uncacheable = 1;
+                }
+
+                ngx_http_edge_orch_stat(zone,
+                                        NGX_HTTP_EDGE_ORCH_STAT_STORE_SKIPPED);
+
+                if (rc == NGX_ABORT) {
+                    ngx_http_edge_orch_store_failed(fs);
+                }
+            }
+
+        } else {
+            ngx_http_edge_orch_cache_fail(zone, &fs->ckey, fs->lock_seq,
+                                          reason);
+            ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_FETCH_ERRORS);
+        }
+
+        fs->lock_seq = 0;
+        ngx_http_edge_orch_wake_waiters(fs);
+    }
+
+    if (fs->refresh) {
+        return;
+    }
+
+    if (reason == NGX_HTTP_EDGE_ORCH_REASON_NONE) {
+        fs->out.data = fs->body;
+        fs->out.len = fs->len;
+        fs->tags = fs->resp_tags;
+    }
+
+    ngx_http_edge_orch_resolve(fs, reason);
+}
+
+
+static void
+ngx_http_edge_orch_store_failed(ngx_http_edge_orch_frag_t *fs)
+{
+    ngx_http_edge_orch_zone_t  *zone;
+
+    zone = fs->ctx->conf->zone;
+
+    if (ngx_current_msec < zone->log_next) {
+        return;
+    }
+
+    zone->log_next = ngx_current_msec + 10000;
+
+    ngx_log_error(NGX_LOG_WARN, fs->ctx->request->connection->log, 0,
+                  "edge_orch: fragment \"%V\" (%uz bytes) not cached: larger "
+                  "than max_fragment=%uz or no room in zone \"%V\" "
+                  "(logged once per 10s)",
+                  &fs->conf->name, fs->len + fs->resp_tags.len,
+                  zone->max_fragment, &zone->name);
 }
 
 
@@ -349,8 +764,9 @@ ngx_http_edge_orch_post_subrequest(ngx_http_request_t *r, void *data,
 
     fs->finished = 1;
 
-    if (!fs->resolved) {
-        ngx_http_edge_orch_fragment_classify(r, fs, rc);
+    if (!fs->resolved || fs->refresh) {
+        ngx_http_edge_orch_fetch_done(fs,
+                             ngx_http_edge_orch_fragment_classify(r, fs, rc));
 
         if (ngx_http_edge_orch_wake(fs->ctx) != NGX_OK) {
             return NGX_ERROR;
@@ -380,7 +796,7 @@ ngx_int_t
 ngx_http_edge_orch_fragment_failed(ngx_http_edge_orch_frag_t *fs,
     ngx_http_edge_orch_reason_e reason)
 {
-    ngx_http_edge_orch_resolve(fs, reason);
+    ngx_http_edge_orch_fetch_done(fs, reason);
 
     return ngx_http_edge_orch_wake(fs->ctx);
 }
@@ -389,7 +805,14 @@ ngx_http_edge_orch_fragment_failed(ngx_http_edge_orch_frag_t *fs,
 static ngx_int_t
 ngx_http_edge_orch_wake(ngx_http_edge_orch_ctx_t *ctx)
 {
-    if (ctx->pending == 0 && ctx->waiting && !ctx->responded) {
+    /*
+     * answer when nothing is pending, or at once when a required fragment
+     * failed: the response is an error whatever the others bring
+     */
+
+    if ((ctx->pending == 0 || ctx->failed != NULL)
+        && ctx->waiting && !ctx->responded)
+    {
 
         /* the main request continues in its write event handler */
 
@@ -400,20 +823,19 @@ ngx_http_edge_orch_wake(ngx_http_edge_orch_ctx_t *ctx)
 }
 
 
-static void
+static ngx_http_edge_orch_reason_e
 ngx_http_edge_orch_fragment_classify(ngx_http_request_t *sr,
     ngx_http_edge_orch_frag_t *fs, ngx_int_t rc)
 {
-    u_char                       err[128];
-    ngx_http_edge_orch_reason_e  reason;
+    u_char  err[128];
 
     if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         fs->status = (rc == NGX_ERROR) ? 0 : (ngx_uint_t) rc;
+
         /* nginx's own verdict (connect failed, timed out, ...) */
-        reason = (rc == NGX_HTTP_GATEWAY_TIME_OUT)
-                 ? NGX_HTTP_EDGE_ORCH_REASON_TIMEOUT
-                 : NGX_HTTP_EDGE_ORCH_REASON_ERROR;
-        goto failed;
+        return (rc == NGX_HTTP_GATEWAY_TIME_OUT)
+               ? NGX_HTTP_EDGE_ORCH_REASON_TIMEOUT
+               : NGX_HTTP_EDGE_ORCH_REASON_ERROR;
     }
 
     if (fs->status == 0) {
@@ -421,24 +843,20 @@ ngx_http_edge_orch_fragment_classify(ngx_http_request_t *sr,
     }
 
     if (fs->status < 200 || fs->status > 299) {
-        reason = NGX_HTTP_EDGE_ORCH_REASON_STATUS;
-        goto failed;
+        return NGX_HTTP_EDGE_ORCH_REASON_STATUS;
     }
 
     if (fs->encoded) {
-        reason = NGX_HTTP_EDGE_ORCH_REASON_ENCODING;
-        goto failed;
+        return NGX_HTTP_EDGE_ORCH_REASON_ENCODING;
     }
 
     if (fs->too_big) {
-        reason = NGX_HTTP_EDGE_ORCH_REASON_TOO_BIG;
-        goto failed;
+        return NGX_HTTP_EDGE_ORCH_REASON_TOO_BIG;
     }
 
     if (!fs->last) {
         /* the upstream gave up in the middle of the body */
-        reason = NGX_HTTP_EDGE_ORCH_REASON_ERROR;
-        goto failed;
+        return NGX_HTTP_EDGE_ORCH_REASON_ERROR;
     }
 
     if (ngx_http_edge_orch_json_validate(fs->body, fs->len, err, sizeof(err))
@@ -447,19 +865,10 @@ ngx_http_edge_orch_fragment_classify(ngx_http_request_t *sr,
         ngx_log_error(NGX_LOG_INFO, sr->connection->log, 0,
                       "edge_orch: fragment \"%V\" from \"%V\": %s",
                       &fs->conf->name, &fs->upstream, err);
-        reason = NGX_HTTP_EDGE_ORCH_REASON_INVALID;
-        goto failed;
+        return NGX_HTTP_EDGE_ORCH_REASON_INVALID;
     }
 
-    fs->out.data = fs->body;
-    fs->out.len = fs->len;
-
-    ngx_http_edge_orch_resolve(fs, NGX_HTTP_EDGE_ORCH_REASON_NONE);
-    return;
-
-failed:
-
-    ngx_http_edge_orch_resolve(fs, reason);
+    return NGX_HTTP_EDGE_ORCH_REASON_NONE;
 }
 
 
@@ -467,6 +876,7 @@ static void
 ngx_http_edge_orch_resolve(ngx_http_edge_orch_frag_t *fs,
     ngx_http_edge_orch_reason_e reason)
 {
+    char                                *action;
     ngx_log_t                           *log;
     ngx_http_edge_orch_ctx_t            *ctx;
     ngx_http_edge_orch_fragment_conf_t  *fc;
@@ -494,7 +904,14 @@ ngx_http_edge_orch_resolve(ngx_http_edge_orch_frag_t *fs,
         return;
     }
 
-    if (fc->fallback.len) {
+    if (fs->sie_body.len) {
+        /* stale-if-error: the last good body beats a fallback */
+        fs->outcome = NGX_HTTP_EDGE_ORCH_STALE;
+        fs->out = fs->sie_body;
+        fs->tags = fs->sie_tags;
+        fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_STALE;
+
+    } else if (fc->fallback.len) {
         fs->outcome = NGX_HTTP_EDGE_ORCH_FALLBACK;
         fs->out = fc->fallback;
 
@@ -518,16 +935,31 @@ ngx_http_edge_orch_resolve(ngx_http_edge_orch_frag_t *fs,
 
     log = ctx->request->connection->log;
 
+    /* the connection's action ("sending to client") would mislead here */
+
+    action = log->action;
+    log->action = NULL;
+
     ngx_log_error(NGX_LOG_WARN, log, 0,
                   "edge_orch: fragment \"%V\" failed (%s, upstream \"%V\", "
-                  "status %ui), %s; %ui similar failures suppressed",
+                  "status %ui), %s",
                   &fc->name, ngx_http_edge_orch_reason_name(reason),
                   &fs->upstream, fs->status,
-                  fs->outcome == NGX_HTTP_EDGE_ORCH_FALLBACK
-                      ? "using fallback"
-                      : fs->outcome == NGX_HTTP_EDGE_ORCH_OMITTED
-                        ? "left out" : "request fails",
-                  fc->log_suppressed);
+                  fs->outcome == NGX_HTTP_EDGE_ORCH_STALE
+                      ? "serving stale"
+                      : fs->outcome == NGX_HTTP_EDGE_ORCH_FALLBACK
+                        ? "using fallback"
+                        : fs->outcome == NGX_HTTP_EDGE_ORCH_OMITTED
+                          ? "left out" : "request fails");
+
+    if (fc->log_suppressed) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "edge_orch: fragment \"%V\": %ui more failures in "
+                      "the last second were not logged",
+                      &fc->name, fc->log_suppressed);
+    }
+
+    log->action = action;
 
     fc->log_next = ngx_current_msec + 1000;
     fc->log_suppressed = 0;
@@ -552,12 +984,29 @@ ngx_http_edge_orch_timeout_handler(ngx_event_t *ev)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "edge_orch fragment \"%V\" timed out", &fs->conf->name);
 
-    ngx_http_edge_orch_resolve(fs, NGX_HTTP_EDGE_ORCH_REASON_TIMEOUT);
+    if (fs->refresh) {
+        /*
+         * a background refresh: the response may be gone already, and the
+         * abort below may free the request, so nothing is touched after it
+         */
+        ngx_http_edge_orch_fetch_done(fs, NGX_HTTP_EDGE_ORCH_REASON_TIMEOUT);
+        ngx_http_edge_orch_abort_fragment(fs);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
 
-    ngx_http_edge_orch_abort_fragment(fs);
+    ngx_http_edge_orch_stop_waiting(fs);
 
-    if (ctx->pending == 0 && ctx->waiting && !ctx->responded) {
-        ngx_http_edge_orch_finish(r, ctx);
+    if (fs->sr != NULL && !fs->finished) {
+        ngx_http_edge_orch_fetch_done(fs, NGX_HTTP_EDGE_ORCH_REASON_TIMEOUT);
+        ngx_http_edge_orch_abort_fragment(fs);
+
+    } else {
+        ngx_http_edge_orch_resolve(fs, NGX_HTTP_EDGE_ORCH_REASON_TIMEOUT);
+    }
+
+    if (ngx_http_edge_orch_wake(ctx) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_ERROR);
     }
 
     ngx_http_run_posted_requests(c);
@@ -570,6 +1019,14 @@ ngx_http_edge_orch_abort_fragment(ngx_http_edge_orch_frag_t *fs)
     ngx_http_request_t   *sr;
     ngx_http_upstream_t  *u;
     ngx_http_cleanup_pt   handler;
+
+    if (fs->lock_seq) {
+        ngx_http_edge_orch_cache_fail(fs->ctx->conf->zone, &fs->ckey,
+                                      fs->lock_seq,
+                                      NGX_HTTP_EDGE_ORCH_REASON_ERROR);
+        fs->lock_seq = 0;
+        ngx_http_edge_orch_wake_waiters(fs);
+    }
 
     sr = fs->sr;
 
@@ -604,7 +1061,9 @@ ngx_http_edge_orch_finish_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_edge_orch_module);
 
-    if (ctx == NULL || ctx->responded || ctx->pending) {
+    if (ctx == NULL || ctx->responded
+        || (ctx->pending && ctx->failed == NULL))
+    {
         return;
     }
 
@@ -620,11 +1079,16 @@ ngx_http_edge_orch_finish(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx)
 
     ctx->responded = 1;
     r->write_event_handler = ngx_http_request_empty_handler;
+    r->read_event_handler = ngx_http_block_reading;
 
     /* fragments resolved early (e.g. too big) may still be running */
 
     for (i = 0; i < ctx->nfrags; i++) {
-        ngx_http_edge_orch_abort_fragment(&ctx->frags[i]);
+        ngx_http_edge_orch_stop_waiting(&ctx->frags[i]);
+
+        if (!ctx->frags[i].refresh) {
+            ngx_http_edge_orch_abort_fragment(&ctx->frags[i]);
+        }
     }
 
     rc = ngx_http_edge_orch_send_response(r, ctx);
@@ -634,15 +1098,123 @@ ngx_http_edge_orch_finish(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx)
 
 
 static void
+ngx_http_edge_orch_check_client(ngx_http_request_t *r)
+{
+    int                        n;
+    char                       buf[1];
+    ngx_err_t                  err;
+    ngx_uint_t                 i;
+    ngx_event_t               *ev;
+    ngx_connection_t          *c;
+    ngx_http_edge_orch_ctx_t  *ctx;
+
+    c = r->connection;
+    ev = c->read;
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        /* a reset stream terminates the request through the h2 layer */
+        return;
+    }
+#endif
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_edge_orch_module);
+    if (ctx == NULL || ctx->responded) {
+        return;
+    }
+
+    err = 0;
+
+#if (NGX_HAVE_EPOLLRDHUP)
+
+    if ((ngx_event_flags & NGX_USE_EPOLL_EVENT) && ngx_use_epoll_rdhup) {
+
+        if (!ev->pending_eof) {
+            return;
+        }
+
+        ev->eof = 1;
+        err = 0;
+
+        goto closed;
+    }
+
+#endif
+
+    n = recv(c->fd, buf, 1, MSG_PEEK);
+
+    err = ngx_socket_errno;
+
+    if (n > 0) {
+        /* pipelined data: not ours to read now */
+
+        if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && ev->active) {
+            if (ngx_del_event(ev, NGX_READ_EVENT, 0) != NGX_OK) {
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            }
+        }
+
+        return;
+    }
+
+    if (n == -1) {
+        if (err == NGX_EAGAIN) {
+            return;
+        }
+
+        ev->error = 1;
+
+    } else {
+        ev->eof = 1;
+        err = 0;
+    }
+
+#if (NGX_HAVE_EPOLLRDHUP)
+closed:
+#endif
+
+    ev->ready = 0;
+    c->error = 1;
+    ctx->responded = 1;
+
+    ngx_log_error(NGX_LOG_INFO, c->log, err,
+                  "edge_orch: client closed connection while waiting for "
+                  "fragments");
+
+    for (i = 0; i < ctx->nfrags; i++) {
+        ngx_http_edge_orch_stop_waiting(&ctx->frags[i]);
+        ngx_http_edge_orch_abort_fragment(&ctx->frags[i]);
+    }
+
+    ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+}
+
+
+static void
 ngx_http_edge_orch_cleanup(void *data)
 {
     ngx_http_edge_orch_ctx_t *ctx = data;
 
-    ngx_uint_t  i;
+    ngx_uint_t                  i;
+    ngx_http_edge_orch_frag_t  *fs;
+
+    /* the request is going away: no timer, waiter or lock may outlive it */
 
     for (i = 0; i < ctx->nfrags; i++) {
-        if (ctx->frags[i].timer.timer_set) {
-            ngx_del_timer(&ctx->frags[i].timer);
+        fs = &ctx->frags[i];
+
+        if (fs->timer.timer_set) {
+            ngx_del_timer(&fs->timer);
+        }
+
+        ngx_http_edge_orch_stop_waiting(fs);
+
+        if (fs->lock_seq) {
+            ngx_http_edge_orch_cache_fail(ctx->conf->zone, &fs->ckey,
+                                          fs->lock_seq,
+                                          NGX_HTTP_EDGE_ORCH_REASON_ERROR);
+            fs->lock_seq = 0;
+            ngx_http_edge_orch_wake_waiters(fs);
         }
     }
 }

@@ -41,8 +41,15 @@ static ngx_command_t  ngx_http_edge_orch_commands[] = {
       0,
       NULL },
 
+    { ngx_string("edge_orch_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_edge_orch_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("edge_orch"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_edge_orch,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -81,6 +88,13 @@ static ngx_command_t  ngx_http_edge_orch_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_edge_orch_loc_conf_t, max_fragment_size),
+      NULL },
+
+    { ngx_string("edge_orch_tag_header"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_edge_orch_loc_conf_t, tag_header),
       NULL },
 
     { ngx_string("edge_orch_outcome_header"),
@@ -202,6 +216,7 @@ ngx_http_edge_orch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_edge_orch_loc_conf_t *conf = child;
 
     ngx_uint_t                           i;
+    ngx_http_edge_orch_main_conf_t      *emcf;
     ngx_http_edge_orch_fragment_conf_t  *fc;
 
     /* edge_orch and its fragments belong to one location: no inheritance */
@@ -237,6 +252,25 @@ ngx_http_edge_orch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         && ngx_strncmp(conf->outcome_header.data, "off", 3) == 0)
     {
         conf->outcome_header.len = 0;
+    }
+
+    ngx_conf_merge_str_value(conf->tag_header, prev->tag_header,
+                             "Surrogate-Key");
+    conf->tag_max_len = 1024;
+    conf->tags_max = 256;
+
+    if (conf->zone_name.len) {
+        emcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_edge_orch_module);
+
+        conf->zone = ngx_http_edge_orch_zone_find(emcf, &conf->zone_name);
+
+        if (conf->zone == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "unknown edge_orch_zone \"%V\" in %s:%ui",
+                          &conf->zone_name, conf->conf_file, conf->conf_line);
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (conf->max_fragment_size < 2) {
@@ -300,6 +334,7 @@ ngx_http_edge_orch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_edge_orch_loc_conf_t *elcf = conf;
 
+    ngx_str_t                 *value;
     ngx_http_core_loc_conf_t  *clcf;
 
     if (elcf->enable != NGX_CONF_UNSET) {
@@ -311,6 +346,22 @@ ngx_http_edge_orch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (elcf->conf_file == NULL) {
         elcf->conf_file = cf->conf_file->file.name.data;
         elcf->conf_line = cf->conf_file->line;
+    }
+
+    if (cf->args->nelts == 2) {
+        value = cf->args->elts;
+
+        if (ngx_strncmp(value[1].data, "zone=", 5) != 0
+            || value[1].len == 5)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" (expected "
+                               "zone=NAME)", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        elcf->zone_name.data = value[1].data + 5;
+        elcf->zone_name.len = value[1].len - 5;
     }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
@@ -444,6 +495,59 @@ ngx_http_edge_orch_fragment(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0
+            || ngx_strncmp(value[i].data, "stale=", 6) == 0)
+        {
+            s.data = (u_char *) ngx_strchr(value[i].data, '=') + 1;
+            s.len = value[i].data + value[i].len - s.data;
+
+            t = ngx_parse_time(&s, 0);
+            if (t == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "fragment \"%V\": invalid time in \"%V\"",
+                                   &fc->name, &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (value[i].data[0] == 't') {
+                fc->ttl = (ngx_msec_t) t;
+
+            } else {
+                fc->stale = (ngx_msec_t) t;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+
+            if (s.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "fragment \"%V\": empty \"key=\"",
+                                   &fc->name);
+                return NGX_CONF_ERROR;
+            }
+
+            fc->key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+            if (fc->key == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+            ccv.cf = cf;
+            ccv.value = &s;
+            ccv.complex_value = fc->key;
+
+            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "fallback=", 9) == 0) {
             s.data = value[i].data + 9;
             s.len = value[i].len - 9;
@@ -466,8 +570,8 @@ ngx_http_edge_orch_fragment(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "fragment \"%V\": unknown parameter \"%V\" "
-                           "(expected service=, upstream=, timeout=, "
-                           "fallback= or optional)",
+                           "(expected service=, upstream=, timeout=, ttl=, "
+                           "stale=, key=, fallback= or optional)",
                            &fc->name, &value[i]);
         return NGX_CONF_ERROR;
     }

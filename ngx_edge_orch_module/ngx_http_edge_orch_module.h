@@ -18,11 +18,32 @@
 #define NGX_HTTP_EDGE_ORCH_MAX_REGION        64
 #define NGX_HTTP_EDGE_ORCH_MAX_UA            1024
 
+#define NGX_HTTP_EDGE_ORCH_MAX_TAGS_LEN       16384
+
+
+/* zone counters (shared memory, atomics) */
+enum {
+    NGX_HTTP_EDGE_ORCH_STAT_HITS = 0,
+    NGX_HTTP_EDGE_ORCH_STAT_MISSES,
+    NGX_HTTP_EDGE_ORCH_STAT_STALE,
+    NGX_HTTP_EDGE_ORCH_STAT_COLLAPSED,
+    NGX_HTTP_EDGE_ORCH_STAT_REFRESHES,
+    NGX_HTTP_EDGE_ORCH_STAT_PASSES,
+    NGX_HTTP_EDGE_ORCH_STAT_STORES,
+    NGX_HTTP_EDGE_ORCH_STAT_STORE_SKIPPED,
+    NGX_HTTP_EDGE_ORCH_STAT_EVICTIONS,
+    NGX_HTTP_EDGE_ORCH_STAT_FETCH_ERRORS,
+    NGX_HTTP_EDGE_ORCH_STAT_PURGES_HARD,
+    NGX_HTTP_EDGE_ORCH_STAT_PURGES_SOFT,
+    NGX_HTTP_EDGE_ORCH_NSTATS
+};
+
 
 /* how a fragment ended up in the response */
 typedef enum {
     NGX_HTTP_EDGE_ORCH_PENDING = 0,
     NGX_HTTP_EDGE_ORCH_OK,
+    NGX_HTTP_EDGE_ORCH_STALE,
     NGX_HTTP_EDGE_ORCH_FALLBACK,
     NGX_HTTP_EDGE_ORCH_OMITTED,
     NGX_HTTP_EDGE_ORCH_FAILED
@@ -42,7 +63,133 @@ typedef enum {
 } ngx_http_edge_orch_reason_e;
 
 
+/* cache status of a fragment (RFC 9211 Cache-Status) */
+typedef enum {
+    NGX_HTTP_EDGE_ORCH_CACHE_NONE = 0,   /* no zone or not looked up */
+    NGX_HTTP_EDGE_ORCH_CACHE_MISS,       /* fetched; stored if cacheable */
+    NGX_HTTP_EDGE_ORCH_CACHE_HIT,
+    NGX_HTTP_EDGE_ORCH_CACHE_STALE,      /* stale served (revalidating/error) */
+    NGX_HTTP_EDGE_ORCH_CACHE_COLLAPSED,  /* waited for another fetch */
+    NGX_HTTP_EDGE_ORCH_CACHE_PASS        /* uncacheable: fetched, not stored */
+} ngx_http_edge_orch_cache_status_e;
+
+
+/* what a cache lookup tells the caller to do */
+typedef enum {
+    NGX_HTTP_EDGE_ORCH_LOOKUP_HIT = 0,
+    NGX_HTTP_EDGE_ORCH_LOOKUP_STALE,         /* serve stale, no refresh */
+    NGX_HTTP_EDGE_ORCH_LOOKUP_REFRESH,       /* serve stale and refresh */
+    NGX_HTTP_EDGE_ORCH_LOOKUP_COLLAPSED,     /* the awaited fetch stored it */
+    NGX_HTTP_EDGE_ORCH_LOOKUP_SHARED_FAIL,   /* the awaited fetch failed */
+    NGX_HTTP_EDGE_ORCH_LOOKUP_WAIT,          /* another fetch is running */
+    NGX_HTTP_EDGE_ORCH_LOOKUP_FETCH,         /* fetch, holding the lock */
+    NGX_HTTP_EDGE_ORCH_LOOKUP_PASS           /* fetch, nothing to share */
+} ngx_http_edge_orch_lookup_e;
+
+
 typedef struct ngx_http_edge_orch_routes_s  ngx_http_edge_orch_routes_t;
+
+
+typedef struct {
+    ngx_rbtree_t                   rbtree;
+    ngx_rbtree_node_t              sentinel;
+    ngx_queue_t                    lru;
+    ngx_rbtree_t                   tags;
+    ngx_rbtree_node_t              tag_sentinel;
+    ngx_queue_t                    tag_lru;
+
+    uint64_t                       seq;          /* fetch starts, purges */
+    uint64_t                       floor;        /* seq <= floor: invalid */
+    uint64_t                       soft_floor;   /* seq <= it: stale */
+    uint64_t                       purges;       /* any purge bumps it */
+
+    ngx_uint_t                     entries;
+    ngx_uint_t                     tag_count;
+
+    ngx_atomic_t                   stats[NGX_HTTP_EDGE_ORCH_NSTATS];
+} ngx_http_edge_orch_sh_t;
+
+
+typedef struct {
+    ngx_rbtree_node_t              node;         /* key: 64-bit key hash */
+    ngx_queue_t                    queue;
+
+    uint64_t                       seq;          /* fetch start of body */
+    uint64_t                       filled;       /* zone seq at store */
+    uint64_t                       failed;       /* zone seq at failure */
+    uint64_t                       lock_seq;     /* fetch holding lock */
+    uint64_t                       checked;      /* sh->purges at check */
+
+    uint64_t                       fresh_until;  /* wall ms */
+    uint64_t                       swr_until;
+    uint64_t                       sie_until;
+    uint64_t                       pass_until;
+    uint64_t                       lock_until;
+    uint64_t                       retry_after;  /* refresh failed */
+
+    u_char                        *body;         /* body, then tags */
+    uint32_t                       body_len;
+    uint32_t                       fail_reason;
+    uint16_t                       tags_len;
+    uint16_t                       key_len;
+    unsigned                       tag_state:2;  /* cached tags_state() */
+
+    u_char                         key[1];
+} ngx_http_edge_orch_node_t;
+
+
+typedef struct {
+    ngx_rbtree_node_t              node;         /* key: tag hash */
+    ngx_queue_t                    queue;
+    uint64_t                       hard;         /* seq of last hard purge */
+    uint64_t                       soft;         /* seq of last soft purge */
+    uint16_t                       len;
+    u_char                         tag[1];
+} ngx_http_edge_orch_tag_t;
+
+
+typedef struct {
+    ngx_str_t                      name;
+    ngx_shm_zone_t                *shm_zone;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_edge_orch_sh_t       *sh;
+    ngx_msec_t                     lock_timeout;
+    size_t                         max_fragment;
+
+    /* per worker */
+    ngx_queue_t                    waiters;      /* frag_t.wait_link */
+    ngx_msec_t                     log_next;
+    u_char                        *conf_file;
+    ngx_uint_t                     conf_line;
+} ngx_http_edge_orch_zone_t;
+
+
+typedef struct {
+    ngx_str_t                      key;
+    ngx_rbtree_key_t               hash;
+} ngx_http_edge_orch_ckey_t;
+
+
+typedef struct {
+    ngx_http_edge_orch_lookup_e    action;
+    ngx_str_t                      body;         /* copy: hit/stale */
+    ngx_str_t                      tags;         /* copy of its tags */
+    ngx_str_t                      sie_body;     /* FETCH: stale for errors */
+    ngx_str_t                      sie_tags;
+    uint64_t                       seq;          /* FETCH/REFRESH: lock seq */
+    uint64_t                       wait_seq;     /* WAIT: zone seq now */
+    int64_t                        ttl;          /* ms of freshness left */
+    ngx_uint_t                     fail_reason;
+} ngx_http_edge_orch_lookup_t;
+
+
+/* what an upstream said about caching its response */
+typedef struct {
+    ngx_msec_t                     ttl;
+    ngx_msec_t                     swr;
+    ngx_msec_t                     sie;
+    unsigned                       cacheable:1;
+} ngx_http_edge_orch_freshness_t;
 
 
 typedef struct {
@@ -53,6 +200,9 @@ typedef struct {
     ngx_msec_t                     timeout;
     ngx_str_t                      fallback;      /* validated JSON or empty */
     ngx_flag_t                     optional;
+    ngx_msec_t                     ttl;           /* 0: coalesce only */
+    ngx_msec_t                     stale;
+    ngx_http_complex_value_t      *key;
 
     /* per worker: rate limit of failure log lines */
     ngx_msec_t                     log_next;
@@ -61,6 +211,7 @@ typedef struct {
 
 
 typedef struct {
+    ngx_array_t                   *zones;         /* zone_t * */
     ngx_str_t                      routes_path;
     ngx_http_edge_orch_routes_t   *routes;
     u_char                        *routes_file;
@@ -76,6 +227,11 @@ typedef struct {
     ngx_msec_t                     timeout;
     size_t                         max_fragment_size;
     ngx_str_t                      outcome_header;
+    ngx_str_t                      zone_name;
+    ngx_http_edge_orch_zone_t     *zone;
+    ngx_str_t                      tag_header;
+    size_t                         tag_max_len;
+    ngx_uint_t                     tags_max;
     u_char                        *conf_file;
     ngx_uint_t                     conf_line;
 } ngx_http_edge_orch_loc_conf_t;
@@ -92,6 +248,8 @@ typedef struct {
     ngx_event_t                          timer;
 
     ngx_str_t                            upstream;
+    ngx_str_t                            uri;
+    ngx_str_t                            args;
 
     /* collected response body */
     u_char                              *body;
@@ -104,7 +262,33 @@ typedef struct {
     ngx_http_edge_orch_outcome_e         outcome;
     ngx_http_edge_orch_reason_e          reason;
 
+    /* cache */
+    ngx_http_edge_orch_ckey_t            ckey;
+    ngx_http_edge_orch_cache_status_e    cache;
+    uint64_t                             lock_seq;    /* fetch lock held */
+    uint64_t                             wait_seq;
+    int64_t                              ttl;         /* ms left, for hits */
+    ngx_event_t                          poll;
+    ngx_msec_t                           poll_delay;
+    ngx_queue_t                          wait_link;
+    ngx_str_t                            sie_body;    /* stale for errors */
+    ngx_str_t                            sie_tags;
+    ngx_str_t                            tags;        /* this fragment's */
+    ngx_str_t                            resp_tags;   /* from upstream */
+
+    /* what the upstream said */
+    ngx_int_t                            max_age;     /* -1: none */
+    ngx_int_t                            cc_swr;
+    ngx_int_t                            cc_sie;
+
     unsigned                             resolved:1;  /* outcome decided */
+    unsigned                             refresh:1;   /* background refresh */
+    unsigned                             waiting:1;
+    unsigned                             stored:1;
+    unsigned                             uncacheable:1;
+    unsigned                             s_maxage:1;
+    ngx_uint_t                           ntags;
+    ngx_uint_t                           tags_dropped;
     unsigned                             finished:1;  /* subrequest ended */
     unsigned                             last:1;      /* saw last buffer */
     unsigned                             too_big:1;
@@ -134,6 +318,12 @@ struct ngx_http_edge_orch_ctx_s {
 };
 
 
+/* a fragment's response is still wanted (a refresh is wanted after the
+ * fragment was answered from stale) */
+#define ngx_http_edge_orch_capturing(fs)                                      \
+    (!(fs)->finished && (!(fs)->resolved || (fs)->refresh))
+
+
 extern ngx_module_t  ngx_http_edge_orch_module;
 
 
@@ -159,6 +349,12 @@ ngx_http_edge_orch_frag_t *ngx_http_edge_orch_fragment_of(
 ngx_int_t ngx_http_edge_orch_fragment_failed(ngx_http_edge_orch_frag_t *fs,
     ngx_http_edge_orch_reason_e reason);
 
+/* freshness.c */
+void ngx_http_edge_orch_freshness(ngx_http_edge_orch_frag_t *fs,
+    ngx_http_edge_orch_freshness_t *fr);
+ngx_int_t ngx_http_edge_orch_capture_headers(ngx_http_request_t *r,
+    ngx_http_edge_orch_frag_t *fs);
+
 /* filter.c */
 ngx_int_t ngx_http_edge_orch_filter_init(ngx_conf_t *cf);
 
@@ -170,6 +366,28 @@ ngx_int_t ngx_http_edge_orch_send_response(ngx_http_request_t *r,
 u_char *ngx_http_edge_orch_outcome_string(ngx_http_edge_orch_ctx_t *ctx,
     ngx_pool_t *pool, size_t *len);
 const char *ngx_http_edge_orch_reason_name(ngx_http_edge_orch_reason_e r);
+u_char *ngx_http_edge_orch_cache_status(ngx_http_edge_orch_ctx_t *ctx,
+    ngx_pool_t *pool, size_t *len, ngx_uint_t rfc);
+
+/* cache.c */
+char *ngx_http_edge_orch_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_http_edge_orch_zone_t *ngx_http_edge_orch_zone_find(
+    ngx_http_edge_orch_main_conf_t *emcf, ngx_str_t *name);
+uint64_t ngx_http_edge_orch_now(void);
+void ngx_http_edge_orch_cache_key(ngx_http_edge_orch_ckey_t *ck);
+ngx_int_t ngx_http_edge_orch_cache_lookup(ngx_http_edge_orch_zone_t *zone,
+    ngx_http_edge_orch_ckey_t *key, ngx_pool_t *pool, ngx_msec_t lock_ms,
+    uint64_t waiting, ngx_http_edge_orch_lookup_t *lk);
+ngx_int_t ngx_http_edge_orch_cache_store(ngx_http_edge_orch_zone_t *zone,
+    ngx_http_edge_orch_ckey_t *key, uint64_t seq, ngx_str_t *body,
+    ngx_str_t *tags, ngx_http_edge_orch_freshness_t *fr);
+void ngx_http_edge_orch_cache_fail(ngx_http_edge_orch_zone_t *zone,
+    ngx_http_edge_orch_ckey_t *key, uint64_t seq, ngx_uint_t reason);
+ngx_int_t ngx_http_edge_orch_cache_purge(ngx_http_edge_orch_zone_t *zone,
+    ngx_array_t *tags, ngx_uint_t soft, uint64_t *gen);
+void ngx_http_edge_orch_stat(ngx_http_edge_orch_zone_t *zone,
+    ngx_uint_t stat);
 
 /* variables.c */
 ngx_int_t ngx_http_edge_orch_add_variables(ngx_conf_t *cf);

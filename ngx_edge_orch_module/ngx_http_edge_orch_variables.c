@@ -19,7 +19,8 @@ typedef enum {
     NGX_HTTP_EDGE_ORCH_VAR_UPSTREAM,
     NGX_HTTP_EDGE_ORCH_VAR_FRAGMENT,
     NGX_HTTP_EDGE_ORCH_VAR_GENERATION,
-    NGX_HTTP_EDGE_ORCH_VAR_FRAGMENTS
+    NGX_HTTP_EDGE_ORCH_VAR_FRAGMENTS,
+    NGX_HTTP_EDGE_ORCH_VAR_CACHE_STATUS
 } ngx_http_edge_orch_var_e;
 
 
@@ -55,6 +56,10 @@ static ngx_http_variable_t  ngx_http_edge_orch_vars[] = {
 
     { ngx_string("edge_orch_fragments"), NULL, ngx_http_edge_orch_variable,
       NGX_HTTP_EDGE_ORCH_VAR_FRAGMENTS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("edge_orch_cache_status"), NULL,
+      ngx_http_edge_orch_variable, NGX_HTTP_EDGE_ORCH_VAR_CACHE_STATUS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -154,6 +159,24 @@ ngx_http_edge_orch_variable(ngx_http_request_t *r,
         }
 
         ngx_http_edge_orch_set_str(v, &fs->conf->name);
+        break;
+
+    case NGX_HTTP_EDGE_ORCH_VAR_CACHE_STATUS:
+        p = ngx_http_edge_orch_cache_status(ctx, r->pool, &len, 0);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (len == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        v->data = p;
+        v->len = len;
+        v->valid = 1;
+        v->no_cacheable = 1;
+        v->not_found = 0;
         break;
 
     default: /* NGX_HTTP_EDGE_ORCH_VAR_FRAGMENTS */
