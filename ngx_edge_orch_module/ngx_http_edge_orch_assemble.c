@@ -32,7 +32,7 @@ static const char  *ngx_http_edge_orch_reasons[] = {
 
 
 static const char  *ngx_http_edge_orch_outcomes[] = {
-    "pending",
+    "cancelled",
     "ok",
     "stale",
     "fallback",

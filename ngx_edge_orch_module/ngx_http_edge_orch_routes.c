@@ -86,6 +86,7 @@ struct ngx_http_edge_orch_routes_s {
     ngx_msec_t                     next_open;
 
     size_t                         bad_txnid;
+    ngx_uint_t                     reopened;
     ngx_http_edge_orch_table_state_e  state;
 
     ngx_http_edge_orch_snapshot_t *snap;
@@ -252,6 +253,9 @@ ngx_http_edge_orch_routes_refresh(ngx_http_edge_orch_routes_t *rt)
                           "edge_orch: routing table \"%V\" was replaced, "
                           "reopening", &rt->path);
             ngx_http_edge_orch_routes_close(rt);
+
+            /* the new table is there: open it now, not in a second */
+            rt->next_open = 0;
         }
     }
 
@@ -315,8 +319,14 @@ again:
 
     txnid = mdb_txn_id(rt->txn);
 
-    if ((rt->snap != NULL && rt->snap->txnid == txnid)
-        || rt->bad_txnid == txnid)
+    /*
+     * transaction ids are per environment: after a (re)open the snapshot is
+     * reloaded whatever its id, a replaced table may well have the same one
+     */
+
+    if (!rt->reopened
+        && ((rt->snap != NULL && rt->snap->txnid == txnid)
+            || rt->bad_txnid == txnid))
     {
         mdb_txn_reset(rt->txn);
         return NGX_OK;
@@ -325,6 +335,8 @@ again:
     snap = ngx_http_edge_orch_routes_load(rt, txnid);
 
     mdb_txn_reset(rt->txn);
+
+    rt->reopened = 0;
 
     if (snap == NULL) {
         /* keep the last-known-good snapshot, do not retry this version */
@@ -450,6 +462,7 @@ ngx_http_edge_orch_routes_open(ngx_http_edge_orch_routes_t *rt)
     }
 
     rt->next_stat = ngx_current_msec + NGX_HTTP_EDGE_ORCH_RECHECK;
+    rt->reopened = 1;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rt->log, 0,
                    "edge_orch routes \"%V\" opened", &rt->path);
