@@ -42,14 +42,14 @@ no_shuffle();
 add_block_preprocessor(sub {
     my $block = shift;
     my $hc = $block->http_config // '';
-    my $ups = join '', map { "upstream $_ { server 127.0.0.1:1985; }\n" }
+    my $ups = join '', map { "upstream $_ { server 127.0.0.1:\$TEST_NGINX_RAND_PORT_1; }\n" }
         qw(cms_tokyo cms_frankfurt cms_virginia cms_experiment ads_virginia
            ads_singapore ads_mobile recs_oregon);
     $block->set_value("http_config", $ups . <<'_EOC_' . $hc);
 edge_orch_region $http_x_region;
 edge_orch_bucket $cookie_ab;
 server {
-    listen 127.0.0.1:1985;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     default_type application/json;
     location / { return 200 '"$host"'; }
 }

@@ -59,11 +59,11 @@ add_block_preprocessor(sub {
     my $block = shift;
     my $hc = $block->http_config // '';
     $block->set_value("http_config", <<'_EOC_' . $hc);
-upstream cms_table { server 127.0.0.1:1985; }
-upstream cms_table2 { server 127.0.0.1:1985; }
-upstream cms_default { server 127.0.0.1:1985; }
+upstream cms_table { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
+upstream cms_table2 { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
+upstream cms_default { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 server {
-    listen 127.0.0.1:1985;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     default_type application/json;
     location / { return 200 '"$host"'; }
 }

@@ -16,15 +16,15 @@ __DATA__
 
 === TEST 1: fragments are assembled in declaration order
 --- http_config
-upstream cms_a { server 127.0.0.1:1985; }
-upstream ads_a { server 127.0.0.1:1986; }
+upstream cms_a { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
+upstream ads_a { server 127.0.0.1:$TEST_NGINX_RAND_PORT_2; }
 server {
-    listen 127.0.0.1:1985;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     default_type application/json;
     location / { return 200 '{"articles":[{"id":1,"title":"A"}]}'; }
 }
 server {
-    listen 127.0.0.1:1986;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_2;
     default_type application/json;
     location / { return 200 '[1,2,3]'; }
 }
@@ -58,9 +58,9 @@ sleeps; a fetch reports how many had started when it finished.  Sequential
 fetches would report 1, 2, 3; concurrent ones report 3 each.
 --- http_config
 lua_shared_dict conc 1m;
-upstream mock { server 127.0.0.1:1985; }
+upstream mock { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 server {
-    listen 127.0.0.1:1985;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     default_type application/json;
     location / {
         content_by_lua_block {
@@ -92,9 +92,9 @@ GET /page
 
 === TEST 3: HEAD gets the headers of GET and no body
 --- http_config
-upstream m { server 127.0.0.1:1985; }
+upstream m { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 server {
-    listen 127.0.0.1:1985;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     location / { return 200 '{"x":1}'; }
 }
 --- config
@@ -117,9 +117,9 @@ X-Edge-Orch: x=ok
 
 === TEST 4: methods other than GET and HEAD are refused
 --- http_config
-upstream m { server 127.0.0.1:1985; }
+upstream m { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 server {
-    listen 127.0.0.1:1985;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     location / { return 200 '{"x":1}'; }
 }
 --- config
@@ -140,9 +140,9 @@ POST /page
 
 === TEST 5: fragments get no hop-by-hop, encoding, range or conditional headers, but do get cookies
 --- http_config
-upstream m { server 127.0.0.1:1985; }
+upstream m { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 server {
-    listen 127.0.0.1:1985;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     default_type application/json;
     location / {
         return 200 '{"ae":"$http_accept_encoding","range":"$http_range","inm":"$http_if_none_match","cookie":"$http_cookie","method":"$request_method","cl":"$http_content_length","uri":"$request_uri"}';
@@ -171,9 +171,9 @@ Cookie: session=s1
 === TEST 6: the outcome variable is available to the access log
 --- http_config
 log_format orch '$request_uri [$edge_orch_fragments] region=$edge_orch_region gen=$edge_orch_routes_generation';
-upstream m { server 127.0.0.1:1985; }
+upstream m { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 server {
-    listen 127.0.0.1:1985;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     location /_frag/ok { return 200 '"fine"'; }
     location /_frag/no { return 503; }
 }
@@ -200,9 +200,9 @@ location /_frag/ { internal; proxy_pass http://$edge_orch_upstream; }
 
 === TEST 7: a client request body is discarded and never reaches fragments
 --- http_config
-upstream m { server 127.0.0.1:1985; }
+upstream m { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 server {
-    listen 127.0.0.1:1985;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     location / { return 200 '{"cl":"$http_content_length","te":"$http_transfer_encoding"}'; }
 }
 --- config

@@ -15,10 +15,10 @@ add_block_preprocessor(sub {
     my $block = shift;
     my $hc = $block->http_config // '';
     $block->set_value("http_config", <<'_EOC_' . $hc);
-upstream good { server 127.0.0.1:1985; }
+upstream good { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 upstream refused { server 127.0.0.1:1; }
 server {
-    listen 127.0.0.1:1985;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     default_type application/json;
     location /_frag/ok { return 200 '{"ok":true}'; }
     location /_frag/slow { echo_sleep 2; echo '{"late":true}'; }
@@ -227,8 +227,8 @@ X-Edge-Orch: a=failed:no_route
 
 === TEST 11: an upstream that closes in the middle of the body
 --- http_config
-upstream cut { server 127.0.0.1:1986; }
---- tcp_listen: 1986
+upstream cut { server 127.0.0.1:$TEST_NGINX_RAND_PORT_2; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_2
 --- tcp_reply eval
 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":[1,2,3]}"
 --- config
@@ -268,8 +268,8 @@ GET /p
 
 === TEST 13: garbage status line from the upstream
 --- http_config
-upstream junk { server 127.0.0.1:1986; }
---- tcp_listen: 1986
+upstream junk { server 127.0.0.1:$TEST_NGINX_RAND_PORT_2; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_2
 --- tcp_reply eval
 "\x00\x01garbage\r\n\r\n"
 --- config

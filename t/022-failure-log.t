@@ -15,9 +15,9 @@ __DATA__
 
 === TEST 1: a failure is logged with fragment, reason, upstream and status
 --- http_config
-upstream good { server 127.0.0.1:1985; }
+upstream good { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 server {
-    listen 127.0.0.1:1985;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     location / { return 503; }
 }
 --- config
@@ -52,9 +52,9 @@ for (1 .. 3) {
 }
 select undef, undef, undef, 1.1;
 --- http_config
-upstream good { server 127.0.0.1:1985; }
+upstream good { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 server {
-    listen 127.0.0.1:1985;
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     location / { return 503; }
 }
 --- config
