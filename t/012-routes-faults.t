@@ -187,6 +187,13 @@ GET /p
 === TEST 7: a table replaced by renaming directories is picked up
 --- init
 my $t = $ENV{TEST_NGINX_TMP};
+# both workers must have loaded the old table before it is replaced
+for (1 .. 200) {
+    open my $fh, '<', server_root() . "/logs/error.log" or die "error.log: $!";
+    my $n = grep { m{t6" generation 1 loaded} } <$fh>;
+    last if $n >= 2;
+    select undef, undef, undef, 0.05;
+}
 rename "$t/t6", "$t/t6.old" or die "rename: $!";
 rename "$t/t6.new", "$t/t6" or die "rename: $!";
 select undef, undef, undef, 1.2;
