@@ -167,6 +167,7 @@ signal
 
 === TEST 6: a table deleted while running: the last-known-good table keeps serving
 --- init
+EdgeOrch::wait_error_log(qr{t5" generation 1 loaded}, 2);
 system("rm", "-rf", "$ENV{TEST_NGINX_TMP}/t5") == 0 or die "rm failed";
 select undef, undef, undef, 1.2;
 --- http_config
@@ -188,12 +189,7 @@ GET /p
 --- init
 my $t = $ENV{TEST_NGINX_TMP};
 # both workers must have loaded the old table before it is replaced
-for (1 .. 200) {
-    open my $fh, '<', server_root() . "/logs/error.log" or die "error.log: $!";
-    my $n = grep { m{t6" generation 1 loaded} } <$fh>;
-    last if $n >= 2;
-    select undef, undef, undef, 0.05;
-}
+EdgeOrch::wait_error_log(qr{t6" generation 1 loaded}, 2);
 rename "$t/t6", "$t/t6.old" or die "rename: $!";
 rename "$t/t6.new", "$t/t6" or die "rename: $!";
 select undef, undef, undef, 1.2;

@@ -9,7 +9,7 @@ use warnings;
 use File::Temp qw(tempdir);
 use Test::Nginx::Socket ();
 
-our @EXPORT = qw(edge_orch_setup routes_cli routes_dir);
+our @EXPORT = qw(edge_orch_setup routes_cli routes_dir wait_error_log);
 use Exporter 'import';
 
 my $so = $ENV{TEST_NGINX_EDGE_ORCH_SO}
@@ -54,6 +54,24 @@ sub routes_dir {
     close $fh;
     routes_cli('compile', "$tmp/routes.json", $dir);
     return $dir;
+}
+
+# wait (up to 10 s) until error.log has $count lines matching $re: used by
+# --- init code that must not race the workers' start-up
+sub wait_error_log {
+    my ($re, $count) = @_;
+    my $log = Test::Nginx::Socket::server_root() . "/logs/error.log";
+
+    for (1 .. 200) {
+        if (open my $fh, '<', $log) {
+            my $n = grep { $_ =~ $re } <$fh>;
+            return if $n >= $count;
+        }
+
+        select undef, undef, undef, 0.05;
+    }
+
+    die "timed out waiting for $count lines matching $re in $log";
 }
 
 use File::Spec;
