@@ -407,6 +407,10 @@ ngx_http_edge_orch_send(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx,
         h->value.len = n;
     }
 
+    if (ngx_http_edge_orch_tags_header(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (ctx->conf->zone != NULL) {
         s = ngx_http_edge_orch_cache_status(ctx, r->pool, &n, 1);
         if (s == NULL) {

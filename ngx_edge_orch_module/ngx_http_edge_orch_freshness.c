@@ -208,81 +208,14 @@ static ngx_int_t
 ngx_http_edge_orch_add_tags(ngx_http_request_t *r,
     ngx_http_edge_orch_frag_t *fs, ngx_str_t *value, u_char sep)
 {
-    u_char                         *p, *last, *t, *dst;
-    size_t                          len;
-    ngx_uint_t                      bad, dropped, ntags;
     ngx_http_edge_orch_loc_conf_t  *elcf;
 
     elcf = fs->ctx->conf;
 
-    /* tags are kept space separated: "a b c" */
-
-    len = fs->resp_tags.len + value->len + 1;
-
-    if (len > NGX_HTTP_EDGE_ORCH_MAX_TAGS_LEN) {
-        len = NGX_HTTP_EDGE_ORCH_MAX_TAGS_LEN;
-    }
-
-    dst = ngx_pnalloc(r->pool, len);
-    if (dst == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(dst, fs->resp_tags.data, fs->resp_tags.len);
-
-    p = value->data;
-    last = p + value->len;
-    len = fs->resp_tags.len;
-    ntags = fs->ntags;
-    dropped = 0;
-
-    while (p < last) {
-
-        while (p < last && (*p == ' ' || *p == '\t' || *p == sep)) {
-            p++;
-        }
-
-        t = p;
-        bad = 0;
-
-        while (p < last && *p != sep && *p != ' ' && *p != '\t') {
-            if (*p < 0x21 || *p > 0x7e) {
-                bad = 1;
-            }
-
-            p++;
-        }
-
-        if (p == t) {
-            continue;
-        }
-
-        if (bad || (size_t) (p - t) > elcf->tag_max_len
-            || ntags >= elcf->tags_max
-            || len + (p - t) + 1 > NGX_HTTP_EDGE_ORCH_MAX_TAGS_LEN)
-        {
-            dropped++;
-            continue;
-        }
-
-        if (len) {
-            dst[len++] = ' ';
-        }
-
-        ngx_memcpy(dst + len, t, p - t);
-        len += p - t;
-        ntags++;
-    }
-
-    fs->resp_tags.data = dst;
-    fs->resp_tags.len = len;
-    fs->ntags = ntags;
-
-    if (dropped) {
-        fs->tags_dropped += dropped;
-    }
-
-    return NGX_OK;
+    return ngx_http_edge_orch_tags_append(r->pool, &fs->resp_tags,
+                                          value->data, value->len, sep,
+                                          elcf->tag_max_len, elcf->tags_max,
+                                          &fs->ntags, &fs->tags_dropped);
 }
 
 

@@ -74,7 +74,8 @@ ngx_int_t
 ngx_http_edge_orch_handler(ngx_http_request_t *r)
 {
     ngx_int_t                            rc;
-    ngx_uint_t                           i;
+    ngx_str_t                            val;
+    ngx_uint_t                           i, ntags, dropped;
     ngx_pool_cleanup_t                  *cln;
     ngx_http_edge_orch_ctx_t            *ctx;
     ngx_http_edge_orch_frag_t           *fs;
@@ -127,6 +128,24 @@ ngx_http_edge_orch_handler(ngx_http_request_t *r)
 
     if (ngx_http_edge_orch_routes_begin(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (elcf->tags != NULL) {
+        if (ngx_http_complex_value(r, elcf->tags, &val) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ntags = 0;
+        dropped = 0;
+
+        if (ngx_http_edge_orch_tags_append(r->pool, &ctx->page_tags,
+                                           val.data, val.len, ' ',
+                                           elcf->tag_max_len, elcf->tags_max,
+                                           &ntags, &dropped)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     fc = elcf->fragments->elts;
@@ -609,6 +628,22 @@ ngx_http_edge_orch_fetch_done(ngx_http_edge_orch_frag_t *fs,
 
             body.data = fs->body;
             body.len = fs->len;
+
+            /* what a purge of the page's own tags must reach as well */
+
+            if (fs->ctx->page_tags.len) {
+                if (ngx_http_edge_orch_tags_append(fs->ctx->request->pool,
+                                          &fs->resp_tags,
+                                          fs->ctx->page_tags.data,
+                                          fs->ctx->page_tags.len, ' ',
+                                          NGX_HTTP_EDGE_ORCH_MAX_TAG,
+                                          2 * NGX_HTTP_EDGE_ORCH_MAX_TAGS,
+                                          &fs->ntags, &fs->tags_dropped)
+                    != NGX_OK)
+                {
+                    fs->resp_tags.len = 0;
+                }
+            }
 
             rc = ngx_http_edge_orch_cache_store(zone, &fs->ckey, fs->lock_seq,
                                                 &body, &fs->resp_tags, &fr);

@@ -97,6 +97,27 @@ static ngx_command_t  ngx_http_edge_orch_commands[] = {
       offsetof(ngx_http_edge_orch_loc_conf_t, tag_header),
       NULL },
 
+    { ngx_string("edge_orch_tags"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_edge_orch_loc_conf_t, tags),
+      NULL },
+
+    { ngx_string("edge_orch_expose_tags"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_edge_orch_loc_conf_t, expose_tags),
+      NULL },
+
+    { ngx_string("edge_orch_purge"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_edge_orch_purge,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("edge_orch_outcome_header"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_edge_orch_outcome_header,
@@ -204,6 +225,8 @@ ngx_http_edge_orch_create_loc_conf(ngx_conf_t *cf)
     elcf->bucket = NGX_CONF_UNSET_PTR;
     elcf->timeout = NGX_CONF_UNSET_MSEC;
     elcf->max_fragment_size = NGX_CONF_UNSET_SIZE;
+    elcf->tags = NGX_CONF_UNSET_PTR;
+    elcf->expose_tags = NGX_CONF_UNSET;
 
     return elcf;
 }
@@ -256,8 +279,14 @@ ngx_http_edge_orch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_str_value(conf->tag_header, prev->tag_header,
                              "Surrogate-Key");
-    conf->tag_max_len = 1024;
-    conf->tags_max = 256;
+    conf->tag_max_len = NGX_HTTP_EDGE_ORCH_MAX_TAG;
+    conf->tags_max = NGX_HTTP_EDGE_ORCH_MAX_TAGS;
+    ngx_conf_merge_ptr_value(conf->tags, prev->tags, NULL);
+    ngx_conf_merge_value(conf->expose_tags, prev->expose_tags, 1);
+
+    if (ngx_http_edge_orch_purge_merge(cf, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->zone_name.len) {
         emcf = ngx_http_conf_get_module_main_conf(cf,

@@ -19,6 +19,8 @@
 #define NGX_HTTP_EDGE_ORCH_MAX_UA            1024
 
 #define NGX_HTTP_EDGE_ORCH_MAX_TAGS_LEN       16384
+#define NGX_HTTP_EDGE_ORCH_MAX_TAG            1024
+#define NGX_HTTP_EDGE_ORCH_MAX_TAGS           256
 
 
 /* zone counters (shared memory, atomics) */
@@ -88,6 +90,8 @@ typedef enum {
 
 
 typedef struct ngx_http_edge_orch_routes_s  ngx_http_edge_orch_routes_t;
+typedef struct ngx_http_edge_orch_purge_conf_s
+    ngx_http_edge_orch_purge_conf_t;
 
 
 typedef struct {
@@ -232,6 +236,9 @@ typedef struct {
     ngx_str_t                      tag_header;
     size_t                         tag_max_len;
     ngx_uint_t                     tags_max;
+    ngx_http_complex_value_t      *tags;          /* edge_orch_tags */
+    ngx_flag_t                     expose_tags;
+    ngx_http_edge_orch_purge_conf_t  *purge;
     u_char                        *conf_file;
     ngx_uint_t                     conf_line;
 } ngx_http_edge_orch_loc_conf_t;
@@ -312,6 +319,7 @@ struct ngx_http_edge_orch_ctx_s {
     ngx_http_edge_orch_frag_t           *failed;      /* first failed one */
 
     ngx_list_t                          *sr_headers;  /* filtered headers */
+    ngx_str_t                            page_tags;   /* edge_orch_tags */
 
     unsigned                             waiting:1;
     unsigned                             responded:1;
@@ -388,6 +396,20 @@ ngx_int_t ngx_http_edge_orch_cache_purge(ngx_http_edge_orch_zone_t *zone,
     ngx_array_t *tags, ngx_uint_t soft, uint64_t *gen);
 void ngx_http_edge_orch_stat(ngx_http_edge_orch_zone_t *zone,
     ngx_uint_t stat);
+
+/* purge.c */
+char *ngx_http_edge_orch_purge(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_edge_orch_purge_merge(ngx_conf_t *cf,
+    ngx_http_edge_orch_loc_conf_t *conf);
+ngx_int_t ngx_http_edge_orch_purge_handler(ngx_http_request_t *r);
+
+/* tags.c */
+ngx_int_t ngx_http_edge_orch_tags_append(ngx_pool_t *pool, ngx_str_t *dst,
+    u_char *p, size_t len, u_char sep, size_t max_tag, ngx_uint_t max_tags,
+    ngx_uint_t *ntags, ngx_uint_t *dropped);
+ngx_int_t ngx_http_edge_orch_tags_header(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx);
 
 /* variables.c */
 ngx_int_t ngx_http_edge_orch_add_variables(ngx_conf_t *cf);
