@@ -68,6 +68,10 @@ cmd_build() {
     mkdir -p "$BUILD"
     if [ -n "${NGINX_SRC:-}" ]; then
         src="$NGINX_SRC"
+        # a separate build dir: never clobber the .so the tests load
+        BUILD="$BUILD/custom"
+        SO="$BUILD/nginx/ngx_http_edge_orch_module.so"
+        mkdir -p "$BUILD"
         log "building against $src (--with-compat)"
         (cd "$src" && ./configure --with-compat \
             --with-cc-opt="$cc_opt" --with-ld-opt="$ld_opt" \
