@@ -564,7 +564,8 @@ ngx_http_edge_orch_routes_load(ngx_http_edge_orch_routes_t *rt, size_t txnid)
     ngx_pool_t                     *pool;
     ngx_http_edge_orch_snapshot_t  *snap;
 
-    pool = ngx_create_pool(4096, rt->log);
+    /* the pool outlives this request: never give it a request log */
+    pool = ngx_create_pool(4096, ngx_cycle->log);
     if (pool == NULL) {
         return NULL;
     }

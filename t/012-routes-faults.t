@@ -116,6 +116,7 @@ GET /p
 
 === TEST 3: a table that appears after start is picked up without reload
 --- init
+EdgeOrch::wait_error_log(qr{t3/data\.mdb" failed}, 2);
 EdgeOrch::routes_cli('compile', "$ENV{TEST_NGINX_TMP}/routes.json", "$ENV{TEST_NGINX_TMP}/t3");
 select undef, undef, undef, 1.2;
 --- http_config
