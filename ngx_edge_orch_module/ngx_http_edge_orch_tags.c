@@ -119,7 +119,7 @@ ngx_http_edge_orch_tags_header(ngx_http_request_t *r,
 
         if (fs->out.len == 0) {
             /* left out of the document, so are its tags */
-            lists[i].len = 0;
+            ngx_str_null(&lists[i]);
             continue;
         }
 
