@@ -803,6 +803,11 @@ ngx_http_edge_orch_post_subrequest(ngx_http_request_t *r, void *data,
         ngx_http_edge_orch_fetch_done(fs,
                              ngx_http_edge_orch_fragment_classify(r, fs, rc));
 
+        if (fs->timer.timer_set) {
+            /* a refresh is not resolved again: its deadline is moot now */
+            ngx_del_timer(&fs->timer);
+        }
+
         if (ngx_http_edge_orch_wake(fs->ctx) != NGX_OK) {
             return NGX_ERROR;
         }
