@@ -46,7 +46,7 @@ __DATA__
 location = /p {
     edge_orch;
     edge_orch_fragment a /_frag/ok upstream=good;
-    edge_orch_fragment b /_frag/slow upstream=good timeout=100ms 'fallback={"late":false}';
+    edge_orch_fragment b /_frag/slow upstream=good timeout=$TEST_NGINX_SHORT_TIMEOUT 'fallback={"late":false}';
 }
 --- request
 GET /p
@@ -65,7 +65,7 @@ X-Edge-Orch: a=ok; b=fallback:timeout
 location = /p {
     edge_orch;
     edge_orch_fragment a /_frag/ok upstream=good;
-    edge_orch_fragment b /_frag/slow upstream=good timeout=100ms;
+    edge_orch_fragment b /_frag/slow upstream=good timeout=$TEST_NGINX_SHORT_TIMEOUT;
 }
 --- request
 GET /p
@@ -84,7 +84,7 @@ X-Edge-Orch: a=ok; b=failed:timeout
 --- config
 location = /p {
     edge_orch;
-    edge_orch_timeout 100ms;
+    edge_orch_timeout $TEST_NGINX_SHORT_TIMEOUT;
     edge_orch_fragment b /_frag/slow upstream=good optional;
     edge_orch_fragment a /_frag/ok upstream=good;
 }
