@@ -6,6 +6,11 @@
 #
 #   gcc -std=gnu99 -O2 -g -Wall -Wextra -Werror tools/edge-orch-routes.c \
 #       -o tools/edge-orch-routes -llmdb -ljansson -lpcre2-8
+#
+# Another binary: EDGE_ORCH_ROUTES=/tmp/eor (or EDGE_ORCH_CLI, or
+# TEST_NGINX_EDGE_ORCH_CLI as set by ./build.sh test).
+# EDGE_ORCH_VALGRIND=1 runs every command under valgrind --leak-check=full
+# --error-exitcode=9: any memory error or leak fails the exit status tests.
 
 use strict;
 use warnings;
@@ -18,7 +23,10 @@ use POSIX ();
 use Test::More;
 
 my $root = abs_path(dirname(__FILE__) . '/..');
-my $bin = $ENV{EDGE_ORCH_ROUTES} || "$root/tools/edge-orch-routes";
+my $bin = $ENV{EDGE_ORCH_ROUTES} || $ENV{EDGE_ORCH_CLI}
+    || $ENV{TEST_NGINX_EDGE_ORCH_CLI} || "$root/tools/edge-orch-routes";
+my @valgrind = $ENV{EDGE_ORCH_VALGRIND}
+    ? qw(valgrind -q --leak-check=full --error-exitcode=9) : ();
 my $example = "$root/examples/routes.json";
 
 plan skip_all => "$bin is missing or not executable; build it with: gcc "
@@ -61,6 +69,11 @@ sub run {
         open STDIN, '<', $opt->{stdin} || '/dev/null' or POSIX::_exit(126);
         open STDOUT, '>', $out or POSIX::_exit(126);
         open STDERR, '>', $err or POSIX::_exit(126);
+        if (@valgrind) {
+            exec { $valgrind[0] } @valgrind, $bin, @args
+                or POSIX::_exit(127);
+        }
+
         exec { $bin } $bin, @args or POSIX::_exit(127);
     }
 
@@ -108,8 +121,8 @@ my ($rc, $out, $err);
 }
 
 is($rc, 0, 'compile example: exit 0') or diag($err);
-is($out, "compiled 11 routes, 18 groups, 1 patterns, 2 device rules: "
-    . "generation 0 -> 1\n", 'compile example: summary');
+is($out, "compiled 11 routes, 18 groups, 1 patterns, 2 device rules, "
+    . "3 static rules: generation 0 -> 1\n", 'compile example: summary');
 is($err, '', 'compile example: nothing on stderr');
 
 is((stat $dir)[2] & 07777, 0755, 'DIR created with mode 0755');
@@ -148,8 +161,8 @@ like($dump1, qr/\n\}\n\z/, 'dump: trailing newline');
 
 spew("$tmp/dump1.json", $dump1);
 $out = ok_run('compile a dump', 'compile', "$tmp/dump1.json", $dir);
-is($out, "compiled 11 routes, 18 groups, 1 patterns, 2 device rules: "
-    . "generation 1 -> 2\n", 'compile a dump: generation +1');
+is($out, "compiled 11 routes, 18 groups, 1 patterns, 2 device rules, "
+    . "3 static rules: generation 1 -> 2\n", 'compile a dump: generation +1');
 is(dump_of($dir), $dump1, 'round trip: dump, compile, dump is identical');
 
 # compile from stdin
@@ -164,7 +177,7 @@ is(dump_of($dir), $dump1, 'compile from stdin: same table');
 # --- info -----------------------------------------------------------------
 
 $out = ok_run('info', 'info', $dir);
-like($out, qr/\Atable: \Q$dir\E\nschema: 1\ngeneration: 3\nupdated_at: \d+ \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\nop: compile\ndefault_group: na\nroutes: 11\ngroups: 18\nregion_patterns: 1\ndevices: 2\nprevious_generation: 2\n\z/,
+like($out, qr/\Atable: \Q$dir\E\nschema: 1\ngeneration: 3\nupdated_at: \d+ \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\nop: compile\ndefault_group: na\nroutes: 11\ngroups: 18\nregion_patterns: 1\ndevices: 2\nstatic: 3\nprevious_generation: 2\n\z/,
      'info: every field');
 
 
@@ -428,7 +441,7 @@ is(dump_of($dir), $dump1, 'diff left the table alone');
 ($rc, $out, $err) = run('diff', $example, "$tmp/no-such-dir");
 is($rc, 0, 'diff against a missing DIR: exit 0');
 my @plus = grep { /^\+ / } split /\n/, $out;
-is(scalar @plus, 1 + 18 + 1 + 2 + 11,
+is(scalar @plus, 1 + 18 + 1 + 2 + 11 + 3,
    'diff against a missing DIR: everything is added');
 like($out, qr/^\+ route cms\|apac\|\*\|\* -> cms_tokyo$/m,
      'diff against a missing DIR: route line format');
@@ -439,8 +452,9 @@ ok(!-e "$tmp/no-such-dir", 'diff did not create DIR');
 
 my $before = dump_of($dir);
 $out = ok_run('compile changed', 'compile', "$tmp/changed.json", $dir);
-is($out, 'compiled 11 routes, 18 groups, 2 patterns, 1 device rules: '
-   . "generation $gen -> " . ($gen + 1) . "\n", 'compile a changed table');
+is($out, 'compiled 11 routes, 18 groups, 2 patterns, 1 device rules, '
+   . "3 static rules: generation $gen -> " . ($gen + 1) . "\n",
+   'compile a changed table');
 my $after = dump_of($dir);
 isnt($after, $before, 'the table changed');
 
@@ -489,7 +503,7 @@ my @invalid = (
     [ 'schema "1"', '{"schema": "1"}',
       qq($bad: "schema" must be 1, got "1") ],
     [ 'unknown top-level key', '{"schema": 1, "rotues": []}',
-      qq($bad: unknown top-level key "rotues" (expected schema, default_group, groups, region_patterns, devices, routes)) ],
+      qq($bad: unknown top-level key "rotues" (expected schema, default_group, groups, region_patterns, devices, routes, static)) ],
     [ 'unknown route key',
       qq({"schema": 1, "routes": [$route_ok, {"service": "cms", "region": "JP", "upstrem": "x"}]}),
       qq($bad: routes[1]: unknown key "upstrem" (expected "service", "region", "device", "bucket", "upstream")) ],
@@ -565,6 +579,80 @@ my @invalid = (
       '{"schema": 1, "region_patterns": ['
       . join(',', ('{"pattern": "x", "group": "g"}') x 1001) . ']}',
       qq($bad: "region_patterns" has 1001 entries, at most 1000 are allowed) ],
+
+    # static routes
+
+    [ 'static not an array', '{"schema": 1, "static": {}}',
+      qq($bad: "static" must be an array, got an object) ],
+    [ 'static rule not an object', '{"schema": 1, "static": ["/about"]}',
+      qq($bad: static[0]: must be an object, got "/about") ],
+    [ 'static rule with an unknown key',
+      '{"schema": 1, "static": [{"exact": "/a"}, {"regex": "^/x"}]}',
+      qq($bad: static[1]: unknown key "regex" (expected "exact", "prefix", "pattern")) ],
+    [ 'static rule without a kind', '{"schema": 1, "static": [{}]}',
+      qq($bad: static[0]: missing "exact", "prefix" or "pattern") ],
+    [ 'static rule with two kinds',
+      '{"schema": 1, "static": [{"exact": "/a"}, {"prefix": "/b", "exact": "/b"}]}',
+      qq($bad: static[1]: both "exact" and "prefix" given (expected exactly one of "exact", "prefix", "pattern")) ],
+    [ 'static rule with three kinds',
+      '{"schema": 1, "static": [{"pattern": "^/c", "prefix": "/c", "exact": "/c"}]}',
+      qq($bad: static[0]: both "exact" and "prefix" given (expected exactly one of "exact", "prefix", "pattern")) ],
+    [ 'static prefix and pattern',
+      '{"schema": 1, "static": [{"pattern": "^/c", "prefix": "/c"}]}',
+      qq($bad: static[0]: both "prefix" and "pattern" given (expected exactly one of "exact", "prefix", "pattern")) ],
+    [ 'static exact not a string', '{"schema": 1, "static": [{"exact": 42}]}',
+      qq($bad: static[0]: "exact" must be a string, got 42) ],
+    [ 'static pattern null', '{"schema": 1, "static": [{"pattern": null}]}',
+      qq($bad: static[0]: "pattern" must be a string, got null) ],
+    [ 'static prefix an array', '{"schema": 1, "static": [{"prefix": ["/a"]}]}',
+      qq($bad: static[0]: "prefix" must be a string, got an array) ],
+    [ 'empty static exact', '{"schema": 1, "static": [{"exact": ""}]}',
+      qq($bad: static[0]: "exact" must be 1..1024 bytes, got 0 bytes) ],
+    [ 'empty static prefix', '{"schema": 1, "static": [{"prefix": ""}]}',
+      qq($bad: static[0]: "prefix" must be 1..1024 bytes, got 0 bytes) ],
+    [ 'empty static pattern', '{"schema": 1, "static": [{"pattern": ""}]}',
+      qq($bad: static[0]: "pattern" must be 1..1024 bytes, got 0 bytes) ],
+    [ 'static path without "/"', '{"schema": 1, "static": [{"prefix": "assets/"}]}',
+      qq($bad: static[0]: "prefix" must start with "/", got "assets/") ],
+    [ 'static exact without "/"', '{"schema": 1, "static": [{"exact": "about"}]}',
+      qq($bad: static[0]: "exact" must start with "/", got "about") ],
+    [ 'space in a static path', '{"schema": 1, "static": [{"exact": "/a b"}]}',
+      qq($bad: static[0]: "exact" must be visible ASCII (0x21-0x7e), got "/a b" (bad byte 0x20 at offset 2)) ],
+    [ 'UTF-8 in a static path', '{"schema": 1, "static": [{"prefix": "/caf\u00e9"}]}',
+      qq($bad: static[0]: "prefix" must be visible ASCII (0x21-0x7e), got "/caf\\xc3\\xa9" (bad byte 0xc3 at offset 4)) ],
+    [ 'NUL in a static path', '{"schema": 1, "static": [{"exact": "/a\u0000"}]}',
+      qq($bad: static[0]: "exact" must be visible ASCII (0x21-0x7e), got "/a\\x00" (bad byte 0x00 at offset 2)) ],
+    [ 'DEL in a static path', '{"schema": 1, "static": [{"exact": "/a\u007f"}]}',
+      qq($bad: static[0]: "exact" must be visible ASCII (0x21-0x7e), got "/a\\x7f" (bad byte 0x7f at offset 2)) ],
+    [ 'tab before a static path', '{"schema": 1, "static": [{"exact": "\t/a"}]}',
+      qq($bad: static[0]: "exact" must be visible ASCII (0x21-0x7e), got "\\x09/a" (bad byte 0x09 at offset 0)) ],
+    [ 'long static path',
+      '{"schema": 1, "static": [{"prefix": "/' . ('p' x 1024) . '"}]}',
+      qq($bad: static[0]: "prefix" must be 1..1024 bytes, got 1025 bytes) ],
+    [ 'long static pattern',
+      '{"schema": 1, "static": [{"pattern": "/' . ('p' x 1024) . '"}]}',
+      qq($bad: static[0]: "pattern" must be 1..1024 bytes, got 1025 bytes) ],
+    [ 'bad static regex',
+      '{"schema": 1, "static": [{"exact": "/a"}, {"pattern": "^/blog/(["}]}',
+      qq($bad: static[1]: "pattern" does not compile at offset 9: missing terminating ] for character class) ],
+    [ 'NUL in a static pattern', '{"schema": 1, "static": [{"pattern": "a\u0000b"}]}',
+      qq($bad: static[0]: "pattern" must not contain NUL bytes, got one at offset 1) ],
+    [ 'duplicate static exact',
+      '{"schema": 1, "static": [{"exact": "/a"}, {"prefix": "/a"}, {"exact": "/a"}]}',
+      qq($bad: static[2]: duplicate static rule exact "/a" (same as static[0])) ],
+    [ 'duplicate static prefix',
+      '{"schema": 1, "static": [{"prefix": "/a/"}, {"prefix": "/b/"}, {"prefix": "/b/"}, {"prefix": "/a/"}]}',
+      qq($bad: static[2]: duplicate static rule prefix "/b/" (same as static[1])) ],
+    [ 'duplicate static pattern',
+      '{"schema": 1, "static": [{"pattern": "^/x$"}, {"pattern": "^/y$"}, {"pattern": "^/x$"}]}',
+      qq($bad: static[2]: duplicate static rule pattern "^/x\$" (same as static[0])) ],
+    [ 'duplicate key in a static rule',
+      qq({"schema": 1, "static": [\n  {"exact": "/a", "exact": "/b"}]}),
+      qq($bad:2:25: duplicate object key near '"exact"') ],
+    [ 'too many static rules',
+      '{"schema": 1, "static": ['
+      . join(',', map { qq({"exact": "/p$_"}) } 0 .. 1000) . ']}',
+      qq($bad: "static" has 1001 entries, at most 1000 are allowed) ],
 );
 
 for my $case (@invalid) {
@@ -663,7 +751,7 @@ SKIP: {
 }
 
 SKIP: {
-    skip 'mdb_load (lmdb-utils) is not installed', 9
+    skip 'mdb_load (lmdb-utils) is not installed', 10
         unless grep { -x "$_/mdb_load" } split /:/, $ENV{PATH};
 
     # a table whose content was damaged by another writer
@@ -698,6 +786,468 @@ SKIP: {
 }
 
 
+# --- static routes: paths that skip orchestration --------------------------
+
+# the raw content of one named database: [ key, value, key, value, ... ],
+# or undef if mdb_dump fails (no such database)
+
+my $have_lmdb_utils = 2 == grep { my $t = $_; grep { -x "$_/$t" } split /:/,
+                                  $ENV{PATH} } qw(mdb_dump mdb_load);
+
+sub mdb_db {
+    my ($env, $db) = @_;
+    my $pid = open my $fh, '-|';
+    die "fork: $!" unless defined $pid;
+
+    if ($pid == 0) {
+        open STDERR, '>', '/dev/null';
+        exec 'mdb_dump', '-s', $db, $env or POSIX::_exit(127);
+    }
+
+    my $text = do { local $/; <$fh> };
+    close $fh;
+    return undef if $? != 0;
+
+    my ($data) = $text =~ /^HEADER=END\n(.*?)^DATA=END$/ms or return undef;
+    return [ map { pack 'H*', substr($_, 1) } split /\n/, $data ];
+}
+
+# every database of an environment, as mdb_dump -a names them
+
+sub mdb_names {
+    my ($env) = @_;
+    my $text = `mdb_dump -a '$env' 2>/dev/null`;
+    return join ' ', $text =~ /^database=(\S+)$/mg;
+}
+
+my $st = "$tmp/static";
+my $st_json = spew("$tmp/static.json", <<'EOT');
+{
+  "schema": 1,
+  "routes": [ { "service": "cms", "region": "*", "upstream": "cms_virginia" } ],
+  "static": [
+    { "exact": "/about" },
+    { "prefix": "/_next/" },
+    { "pattern": "^/blog/[0-9]+/amp$" },
+    { "prefix": "/_next/static/" },
+    { "exact": "/_next/static/chunks/live.js" },
+    { "pattern": "(?i)\\.(css|js)$" },
+    { "pattern": "^/blog/" },
+    { "prefix": "/About" }
+  ]
+}
+EOT
+my $no_static = spew("$tmp/no-static.json", '{"schema": 1, "routes": [{"service": '
+                     . '"cms", "region": "*", "upstream": "cms_virginia"}]}');
+
+my $st_dump = <<'EOT';
+{
+  "schema": 1,
+  "groups": {},
+  "region_patterns": [],
+  "devices": [],
+  "routes": [
+    {
+      "service": "cms",
+      "region": "*",
+      "upstream": "cms_virginia"
+    }
+  ],
+  "static": [
+    {
+      "exact": "/about"
+    },
+    {
+      "prefix": "/_next/"
+    },
+    {
+      "pattern": "^/blog/[0-9]+/amp$"
+    },
+    {
+      "prefix": "/_next/static/"
+    },
+    {
+      "exact": "/_next/static/chunks/live.js"
+    },
+    {
+      "pattern": "(?i)\\.(css|js)$"
+    },
+    {
+      "prefix": "/About"
+    }
+  ]
+}
+EOT
+# the list above leaves out one rule of static.json: insert it in place
+$st_dump =~ s/(\n    \{\n      "prefix": "\/About"\n)/\n    {\n      "pattern": "^\/blog\/"\n    },$1/
+    or die 'static dump template';
+
+is(ok_run('compile static', 'compile', $st_json, $st),
+   "compiled 1 routes, 0 groups, 0 patterns, 0 device rules, 8 static "
+   . "rules: generation 0 -> 1\n", 'compile with static rules: summary');
+is(dump_of($st), $st_dump,
+   'dump: "static" after "routes", in table order, one key per rule');
+
+spew("$tmp/static-dump.json", $st_dump);
+is(ok_run('compile a static dump', 'compile', "$tmp/static-dump.json", $st),
+   "compiled 1 routes, 0 groups, 0 patterns, 0 device rules, 8 static "
+   . "rules: generation 1 -> 2\n", 'compile a dump with static rules');
+is(dump_of($st), $st_dump, 'static round trip: dump, compile, dump is identical');
+
+like(ok_run('info static', 'info', $st),
+     qr/^devices: 0\nstatic: 8\nprevious_generation: 1\n\z/m,
+     'info counts static rules');
+
+is(ok_run('diff static unchanged', 'diff', $st_json, $st), "no changes\n",
+   'diff of the same static rules: no changes');
+
+SKIP: {
+    skip 'mdb_dump (lmdb-utils) is not installed', 2 unless $have_lmdb_utils;
+
+    # the contract with the module: "static", keys 0000.., "KIND\nVALUE"
+
+    is_deeply(mdb_db($st, 'static'),
+              [ '0000', "exact\n/about",
+                '0001', "prefix\n/_next/",
+                '0002', "pattern\n^/blog/[0-9]+/amp\$",
+                '0003', "prefix\n/_next/static/",
+                '0004', "exact\n/_next/static/chunks/live.js",
+                '0005', "pattern\n(?i)\\.(css|js)\$",
+                '0006', "pattern\n^/blog/",
+                '0007', "prefix\n/About" ],
+              'LMDB "static": 4-digit keys in order, values KIND\\nVALUE');
+    is(mdb_names($st),
+       'devices groups meta previous region_patterns routes static',
+       'the environment has seven named databases');
+}
+
+
+# bypass DIR PATH: exact, else the longest prefix, else the first pattern
+
+for my $case (
+    [ '/about', 0, "static: exact /about (static[0])\n", 'exact' ],
+    [ '/_next/static/chunks/live.js', 0,
+      "static: exact /_next/static/chunks/live.js (static[4])\n",
+      'exact beats a matching prefix and pattern listed before it' ],
+    [ '/_next/static/css/a.css', 0,
+      "static: prefix /_next/static/ (static[3])\n",
+      'the longest prefix wins, not the first one listed' ],
+    [ '/_next/data.json', 0, "static: prefix /_next/ (static[1])\n",
+      'a shorter prefix when the longer one does not match' ],
+    [ '/_next/', 0, "static: prefix /_next/ (static[1])\n",
+      'a prefix matches a path equal to it' ],
+    [ '/_next/x.js', 0, "static: prefix /_next/ (static[1])\n",
+      'a prefix beats a pattern' ],
+    [ '/blog/42/amp', 0,
+      qq(static: pattern "^/blog/[0-9]+/amp\$" (static[2])\n),
+      'the first matching pattern in table order' ],
+    [ '/blog/42', 0, qq(static: pattern "^/blog/" (static[6])\n),
+      'a later pattern when the first does not match' ],
+    [ '/theme/site.CSS', 0,
+      'static: pattern "(?i)\\\\.(css|js)$" (static[5])' . "\n",
+      'patterns are unanchored unless anchored; (?i) is caseless' ],
+    [ '/About/team', 0, "static: prefix /About (static[7])\n",
+      'a prefix needs no trailing slash' ],
+    [ '/ABOUT', 1, "not static\n", 'exact matching is case-sensitive' ],
+    [ '/about/', 1, "not static\n", 'exact means exact: no trailing slash' ],
+    [ '/about?lang=en', 1, "not static\n",
+      'PATH is taken as given: a query string is part of it' ],
+    [ '/_next', 1, "not static\n", 'a path shorter than the prefix' ],
+    [ '/', 1, "not static\n", 'not static' ],
+)
+{
+    my ($path, $want_rc, $want, $name) = @$case;
+    ($rc, $out, $err) = run('bypass', $st, $path);
+    is("$rc|$out|$err", "$want_rc|$want|", "bypass $path: $name");
+}
+
+{
+    my $all = "$tmp/static-all";
+    spew("$tmp/static-all.json", '{"schema": 1, "static": [{"pattern": "^/x"}, '
+         . '{"prefix": "/"}, {"exact": "/"}]}');
+    ok_run('compile catch-all', 'compile', "$tmp/static-all.json", $all);
+    is(ok_run('bypass / catch-all', 'bypass', $all, '/'),
+       "static: exact / (static[2])\n", 'bypass: exact "/"');
+    is(ok_run('bypass /x catch-all', 'bypass', $all, '/xyz'),
+       "static: prefix / (static[1])\n",
+       'bypass: prefix "/" takes every path before any pattern');
+}
+
+($rc, $out, $err) = run('bypass', $dir, '/articles/123/amp');
+is("$rc|$out|$err",
+   qq(0|static: pattern "^/articles/[0-9]+/amp\$" (static[2])\n|),
+   'bypass: the static rules of examples/routes.json');
+($rc, $out, $err) = run('bypass', "$tmp/nope", '/about');
+is("$rc|$out|$err",
+   "1||$tmp/nope: no routing table here: No such file or directory\n",
+   'bypass on a missing DIR');
+
+
+# diff: static rules are compared by position, like patterns
+
+{
+    my $d = $json->decode(slurp($st_json));
+    $d->{static}[0] = { exact => '/about-us' };
+    $d->{static}[1] = { exact => '/_next/' };
+    pop @{ $d->{static} };
+    spew("$tmp/static-changed.json", $json->encode($d));
+
+    push @{ $d->{static} }, { prefix => '/About' }, { prefix => '/fonts/' },
+        { pattern => '^/a "b"$' };
+    spew("$tmp/static-more.json", $json->encode($d));
+}
+
+is(ok_run('diff static changed', 'diff', "$tmp/static-changed.json", $st),
+   <<'EOT', 'diff: a static rule changes value, one changes kind, one goes');
+~ static[0] exact /about -> exact /about-us
+~ static[1] prefix /_next/ -> exact /_next/
+- static[7] prefix /About
+EOT
+is(ok_run('diff static added', 'diff', "$tmp/static-more.json", $st),
+   <<'EOT', 'diff: static rules added at the end');
+~ static[0] exact /about -> exact /about-us
+~ static[1] prefix /_next/ -> exact /_next/
++ static[8] prefix /fonts/
++ static[9] pattern "^/a \"b\"$"
+EOT
+is(ok_run('diff static removed', 'diff', $no_static, $st), <<'EOT',
+- static[0] exact /about
+- static[1] prefix /_next/
+- static[2] pattern "^/blog/[0-9]+/amp$"
+- static[3] prefix /_next/static/
+- static[4] exact /_next/static/chunks/live.js
+- static[5] pattern "(?i)\\.(css|js)$"
+- static[6] pattern "^/blog/"
+- static[7] prefix /About
+EOT
+   'diff: every static rule removed');
+is(generation($st), 2, 'diff wrote nothing');
+
+
+# rollback, put and "previous" keep static rules
+
+is(ok_run('compile without static', 'compile', $no_static, $st),
+   "compiled 1 routes, 0 groups, 0 patterns, 0 device rules, 0 static "
+   . "rules: generation 2 -> 3\n", 'compile without static rules');
+unlike(dump_of($st), qr/"static"/, 'dump: no "static" key when there are none');
+($rc, $out, $err) = run('bypass', $st, '/about');
+is("$rc|$out|$err", "1|not static\n|", 'bypass after the static rules went');
+like(ok_run('info no static', 'info', $st), qr/^static: 0$/m,
+     'info: static: 0');
+
+SKIP: {
+    skip 'mdb_dump (lmdb-utils) is not installed', 2 unless $have_lmdb_utils;
+
+    is_deeply(mdb_db($st, 'static'), [], 'LMDB "static" is empty');
+    is_deeply(mdb_db($st, 'previous'), [ 'generation', '2', 'table', $st_dump ],
+              '"previous" holds the dump with the static rules');
+}
+
+is(ok_run('rollback static', 'rollback', $st),
+   "rolled back to the table of generation 2: generation 3 -> 4\n",
+   'rollback to the table with static rules');
+is(dump_of($st), $st_dump, 'rollback restores the static rules exactly');
+is(ok_run('bypass after rollback', 'bypass', $st, '/_next/static/a.js'),
+   "static: prefix /_next/static/ (static[3])\n", 'bypass after rollback');
+
+ok_run('put with static', 'put', $st, 'recs', '*', 'recs_oregon');
+like(dump_of($st), qr/\Q"upstream": "recs_oregon"\E.*\Q"exact": "\/about"\E/s,
+     'put keeps the static rules');
+ok_run('rollback put', 'rollback', $st);
+is(dump_of($st), $st_dump, 'rollback of a put: the static rules are kept');
+
+ok_run('rollback to no static', 'rollback', $st);
+ok_run('rollback back to static', 'rollback', $st);
+is(dump_of($st), $st_dump, 'rollback twice: the same static rules again');
+
+{
+    my $many = '{"schema": 1, "static": ['
+        . join(',', map { qq({"prefix": "/p$_/"}) } 0 .. 999)
+        . ', ' . '{"exact": "/' . ('e' x 1023) . '"}]}';
+    spew("$tmp/static-1001.json", $many);
+    $many =~ s/\{"prefix": "\/p999\/"\}, //;
+    spew("$tmp/static-1000.json", $many);
+
+    is(ok_run('1000 static rules', 'compile', "$tmp/static-1000.json",
+              "$tmp/static-1000"),
+       "compiled 0 routes, 0 groups, 0 patterns, 0 device rules, 1000 "
+       . "static rules: generation 0 -> 1\n",
+       '1000 static rules and a 1024-byte path are allowed');
+    is(ok_run('bypass 1000', 'bypass', "$tmp/static-1000", '/p998/x'),
+       "static: prefix /p998/ (static[998])\n", 'bypass among 1000 rules');
+    is(ok_run('bypass 1024', 'bypass', "$tmp/static-1000",
+              '/' . ('e' x 1023)),
+       "static: exact /" . ('e' x 1023) . " (static[999])\n",
+       'bypass: a 1024-byte exact path');
+
+    ($rc, $out, $err) = run('compile', "$tmp/static-1001.json",
+                            "$tmp/static-1000");
+    is("$rc|$out|$err", "1||$tmp/static-1001.json: \"static\" has 1001 "
+       . "entries, at most 1000 are allowed\n", '1001 static rules');
+    is(generation("$tmp/static-1000"), 1, 'the refused compile wrote nothing');
+}
+
+
+# a table written before static routes existed: no "static" database
+
+SKIP: {
+    skip 'mdb_dump/mdb_load (lmdb-utils) are not installed', 26
+        unless $have_lmdb_utils;
+
+    # what the older CLI wrote: every database but "static"; its dumps had
+    # no "static" key, so everything else is byte for byte the same
+
+    my $src = "$tmp/old-src";
+    ok_run('old: compile 1', 'compile', $example, $src);
+    ok_run('old: compile 2', 'compile', $no_static, $src);
+
+    my $text = `mdb_dump -a '$src'`;
+    my @blocks = grep { !/^database=static$/m } split /(?<=^DATA=END\n)/m,
+                                                      $text;
+    is(scalar @blocks, 6, 'old: six databases to load');
+    spew("$tmp/old.txt", join '', @blocks);
+
+    my @old = map { "$tmp/old$_" } 1 .. 3;
+
+    for my $o (@old) {
+        mkdir $o or die "$o: $!";
+        system("mdb_load -f '$tmp/old.txt' '$o' 2>/dev/null") == 0
+            or skip 'mdb_load failed', 23;
+    }
+
+    is(mdb_names($old[0]), 'devices groups meta previous region_patterns routes',
+       'old: the environment has no "static" database');
+    is(dump_of($old[0]), dump_of($src), 'old: dump works, same bytes');
+    ($rc, $out, $err) = run('bypass', $old[0], '/about');
+    is("$rc|$out|$err", "1|not static\n|", 'old: bypass says not static');
+    like(ok_run('old: info', 'info', $old[0]),
+         qr/^devices: 0\nstatic: 0\nprevious_generation: 1\n\z/m,
+         'old: info counts 0 static rules');
+    is(ok_run('old: resolve', 'resolve', '-q', $old[0], 'cms', 'JP'),
+       "cms_virginia\n", 'old: resolve works');
+    $out = ok_run('old: diff', 'diff', $example, $old[0]);
+    is(join('', grep { /^. static/ } split /^/, $out), <<'EOT',
++ static[0] exact /about
++ static[1] prefix /assets/
++ static[2] pattern "^/articles/[0-9]+/amp$"
+EOT
+       'old: diff against the example adds its static rules');
+    is(mdb_names($old[0]),
+       'devices groups meta previous region_patterns routes',
+       'old: reading did not create "static"');
+
+    # every write creates "static"
+
+    is(ok_run('old: rollback', 'rollback', $old[0]),
+       "rolled back to the table of generation 1: generation 2 -> 3\n",
+       'old: rollback to a dump that had static rules');
+    is(dump_of($old[0]), $dump1,
+       'old: rollback restored the example table, static rules included');
+    is(mdb_names($old[0]),
+       'devices groups meta previous region_patterns routes static',
+       'old: rollback created "static"');
+    is(ok_run('old: bypass after rollback', 'bypass', $old[0], '/assets/x'),
+       "static: prefix /assets/ (static[1])\n",
+       'old: rollback restored the static rules of the example');
+
+    ok_run('old: compile', 'compile', $st_json, $old[1]);
+    is(dump_of($old[1]), $st_dump, 'old: compile with static rules');
+    is(mdb_names($old[1]),
+       'devices groups meta previous region_patterns routes static',
+       'old: compile created "static"');
+
+    ok_run('old: put', 'put', $old[2], 'ads', '*', 'ads_virginia');
+    is_deeply(mdb_db($old[2], 'static'), [], 'old: put created an empty "static"');
+    is(ok_run('old: rollback put', 'rollback', $old[2]),
+       "rolled back to the table of generation 2: generation 3 -> 4\n",
+       'old: rollback of the put');
+}
+
+
+# a pattern may contain newlines: readers split KIND at the first one
+
+{
+    my $nl = "$tmp/static-nl";
+    my $src = spew("$tmp/static-nl.json", '{"schema": 1, "static": [{"pattern": '
+                   . '"(?x) ^/news/ \\n [0-9]+ $  # an article"}]}');
+    ok_run('compile multi-line pattern', 'compile', $src, $nl);
+    my $d = dump_of($nl);
+    ok(index($d, '"pattern": "(?x) ^/news/ \\n [0-9]+ $  # an article"') > 0,
+       'a multi-line pattern is dumped with \n');
+    spew("$tmp/static-nl-dump.json", $d);
+    ok_run('compile multi-line dump', 'compile', "$tmp/static-nl-dump.json", $nl);
+    is(dump_of($nl), $d, 'a multi-line pattern round trips');
+    is(ok_run('bypass multi-line', 'bypass', $nl, '/news/12'),
+       qq(static: pattern "(?x) ^/news/ \\u000a [0-9]+ \$  # an article" (static[0])\n),
+       'bypass with a multi-line (?x) pattern');
+
+    SKIP: {
+        skip 'mdb_dump (lmdb-utils) is not installed', 1 unless $have_lmdb_utils;
+        is_deeply(mdb_db($nl, 'static'),
+                  [ '0000', "pattern\n(?x) ^/news/ \n [0-9]+ \$  # an article" ],
+                  'LMDB: the first newline ends the kind, the rest is the value');
+    }
+}
+
+
+# a damaged "static" database: every read names the first bad entry
+
+SKIP: {
+    skip 'mdb_load (lmdb-utils) is not installed', 27 unless $have_lmdb_utils;
+
+    my $i = 0;
+
+    for my $case (
+        [ 'unknown kind', [ '0000', "exakt\n/x" ],
+          'static "0000": unknown kind "exakt" (expected exact, prefix or pattern)' ],
+        [ 'no newline', [ '0000', 'exact/x' ],
+          'static "0000": no newline after the kind' ],
+        [ 'path without "/"', [ '0000', "exact\n/a", '0001', "prefix\nx" ],
+          'static "0001": prefix must start with "/", got "x"' ],
+        [ 'space in a path', [ '0000', "exact\n/a b" ],
+          'static "0000": exact must be visible ASCII (0x21-0x7e), got "/a b" (bad byte 0x20 at offset 2)' ],
+        [ 'empty value', [ '0000', "exact\n" ],
+          'static "0000": exact must be 1..1024 bytes, got 0 bytes' ],
+        [ 'bad regex', [ '0000', "pattern\n(" ],
+          'static "0000": pattern does not compile at offset 1: missing closing parenthesis' ],
+        [ 'gap in the keys', [ '0000', "exact\n/a", '0002', "exact\n/b" ],
+          'static key "0002", expected "0001"' ],
+        [ 'duplicate', [ '0000', "exact\n/a", '0001', "prefix\n/a", '0002', "exact\n/a" ],
+          'static "0002": duplicate of "0000" (exact "/a")' ],
+    )
+    {
+        my ($name, $kv, $msg) = @$case;
+        my $c = "$tmp/static-corrupt" . $i++;
+
+        ok_run("corrupt static, $name: compile", 'compile', $no_static, $c);
+        spew("$tmp/static-corrupt.txt", "VERSION=3\nformat=bytevalue\n"
+             . "type=btree\nHEADER=END\n"
+             . join('', map { ' ' . unpack('H*', $_) . "\n" } @$kv)
+             . "DATA=END\n");
+        system("mdb_load -s static '$c' < '$tmp/static-corrupt.txt'") == 0
+            or skip 'mdb_load failed', 27;
+
+        $msg = "$c: corrupt table: $msg\n";
+        ($rc, $out, $err) = run('dump', $c);
+        is("$rc|$out|$err", "1||$msg", "corrupt static, $name: dump");
+        ($rc, $out, $err) = run('bypass', $c, '/a');
+        is("$rc|$out|$err", "1||$msg", "corrupt static, $name: bypass");
+
+        next if $i > 1;
+
+        # once: writes refuse or repair, like for any other damage
+
+        ($rc, $out, $err) = run('put', $c, 'cms', 'JP', 'cms_tokyo');
+        is("$rc|$err", "1|$msg", 'corrupt static: put refuses');
+        ($rc, $out, $err) = run('compile', $st_json, $c);
+        is("$rc|$err", "0|$msg$c: warning: replacing an unreadable table; "
+           . "it is not saved as the previous table\n",
+           'corrupt static: compile repairs it, with a warning');
+        is(dump_of($c), $st_dump, 'corrupt static: the repaired table');
+    }
+}
+
+
 # --- usage errors: exit 2 ---------------------------------------------------
 
 for my $case (
@@ -727,6 +1277,16 @@ for my $case (
       qr/^edge-orch-routes: --owner: unknown user "no-such-user-here"$/ ],
     [ ['compile', $example, $dir, '--mapsize', '12'],
       qr/^edge-orch-routes: --mapsize: bad size "12"/ ],
+    [ ['bypass', $dir, 'about'],
+      qr/\Aedge-orch-routes: PATH must start with "\/", got "about"\n\z/ ],
+    [ ['bypass', $dir, ''],
+      qr/\Aedge-orch-routes: PATH must start with "\/", got ""\n\z/ ],
+    [ ['bypass', $dir],
+      qr/^edge-orch-routes: bypass takes 2 arguments, got 1/ ],
+    [ ['bypass', $dir, '/a', '--device', 'mobile'],
+      qr/^edge-orch-routes: bypass does not take --device or --bucket$/ ],
+    [ ['bypass', $dir, '/a', '-q'],
+      qr/^edge-orch-routes: bypass does not take --ua or --quiet$/ ],
 )
 {
     my ($args, $re) = @$case;

@@ -47,6 +47,8 @@
 #define EO_ROUTES_MAX      100000
 #define EO_GROUPS_MAX      10000
 #define EO_RULES_MAX       1000
+#define EO_STATIC_MAX      1000
+#define EO_PATH_MAX        1024
 #define EO_MAPSIZE         ((size_t) 64 * 1024 * 1024)
 #define EO_MAPSIZE_MIN     ((size_t) 1024 * 1024)
 #define EO_FILE_MAX        ((size_t) 256 * 1024 * 1024)
@@ -59,6 +61,7 @@
 #define EO_META_LEN        64
 
 #define EO_NAME_CLASS      "[A-Za-z0-9_.:-]"
+#define EO_PATH_CLASS      "visible ASCII (0x21-0x7e)"
 
 #define EO_JSON_LOAD       (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL         \
                             | JSON_DECODE_ANY)
@@ -80,9 +83,23 @@ enum {
     EO_DB_GROUPS,
     EO_DB_PATTERNS,
     EO_DB_DEVICES,
+    EO_DB_STATIC,
     EO_DB_META,
     EO_DB_PREVIOUS,
     EO_DB_N
+};
+
+
+/* every named database needs a slot of mdb_env_set_maxdbs() */
+typedef char  eo_maxdbs_check_t[(EO_DB_N <= EO_MAXDBS) ? 1 : -1];
+
+
+/* static route kinds, in the order nginx tries them */
+enum {
+    EO_STATIC_EXACT = 0,
+    EO_STATIC_PREFIX,
+    EO_STATIC_PATTERN,
+    EO_STATIC_N
 };
 
 
@@ -100,6 +117,12 @@ typedef struct {
 
 
 typedef struct {
+    int                  kind;     /* EO_STATIC_EXACT, _PREFIX, _PATTERN */
+    char                *value;    /* path or PCRE2 pattern, NUL-free */
+} eo_static_t;
+
+
+typedef struct {
     char                *default_group;
     eo_pair_t           *groups;
     size_t               ngroups;
@@ -109,6 +132,8 @@ typedef struct {
     size_t               ndevices;
     eo_pair_t           *routes;
     size_t               nroutes;
+    eo_static_t         *statics;
+    size_t               nstatics;
 } eo_table_t;
 
 
@@ -157,6 +182,12 @@ static int eo_json_name(const char *src, const char *where, json_t *v,
     int star, char **out);
 static int eo_check_pattern(const char *s, size_t len, char *err,
     size_t size);
+static int eo_check_path(const char *s, size_t len, char *err, size_t size);
+static int eo_check_static(int kind, const char *s, size_t len, char *err,
+    size_t size);
+static char *eo_static_repr(char *buf, size_t size, eo_static_t *r);
+static void eo_print_static(eo_static_t *r);
+static size_t eo_static_dup(eo_static_t *rules, size_t i);
 static int eo_regex_compile(const char *pattern, pcre2_code **re, char *err,
     size_t size);
 static int eo_regex_match(pcre2_code *re, const char *subject);
@@ -178,6 +209,7 @@ static int eo_parse_rules(const char *src, const char *kind,
 static int eo_parse_route(const char *src, size_t i, json_t *e,
     eo_pair_t *p);
 static int eo_parse_routes(const char *src, json_t *arr, eo_table_t *t);
+static int eo_parse_static(const char *src, json_t *arr, eo_table_t *t);
 static int eo_table_load(const char *src, const char *buf, size_t len,
     eo_table_t *t);
 static int eo_table_load_file(const char *path, eo_table_t *t);
@@ -203,6 +235,8 @@ static int eo_read_pairs(eo_db_t *db, int d, eo_pair_t **pairs,
     size_t *npairs);
 static int eo_read_rules(eo_db_t *db, int d, eo_rule_t **rules,
     size_t *nrules);
+static int eo_read_static(eo_db_t *db, eo_static_t **rules,
+    size_t *nrules);
 static int eo_table_read(eo_db_t *db, eo_table_t *t);
 static int eo_table_write(eo_db_t *db, eo_table_t *t);
 static int eo_write_begin(eo_db_t *db, eo_table_t *old, uint64_t *gen,
@@ -214,7 +248,11 @@ static size_t eo_diff_pairs(const char *kind, eo_pair_t *a, size_t na,
     eo_pair_t *b, size_t nb);
 static size_t eo_diff_rules(const char *kind, eo_rule_t *a, size_t na,
     eo_rule_t *b, size_t nb);
+static size_t eo_diff_static(eo_static_t *a, size_t na, eo_static_t *b,
+    size_t nb);
 static size_t eo_diff(eo_table_t *a, eo_table_t *b);
+static int eo_static_match(const char *dir, eo_table_t *t, const char *path,
+    size_t *index);
 
 static int eo_arg_name(const char *what, const char *s, int star);
 static int eo_arg_key(eo_opts_t *o, const char *service, const char *region,
@@ -228,6 +266,7 @@ static int eo_cmd_diff(eo_opts_t *o);
 static int eo_cmd_dump(eo_opts_t *o);
 static int eo_cmd_get(eo_opts_t *o);
 static int eo_cmd_resolve(eo_opts_t *o);
+static int eo_cmd_bypass(eo_opts_t *o);
 static int eo_cmd_put(eo_opts_t *o);
 static int eo_cmd_del(eo_opts_t *o);
 static int eo_cmd_put_group(eo_opts_t *o);
@@ -237,7 +276,13 @@ static int eo_cmd_rollback(eo_opts_t *o);
 
 
 static const char  *eo_db_names[EO_DB_N] = {
-    "routes", "groups", "region_patterns", "devices", "meta", "previous"
+    "routes", "groups", "region_patterns", "devices", "static", "meta",
+    "previous"
+};
+
+
+static const char  *eo_static_kinds[EO_STATIC_N] = {
+    "exact", "prefix", "pattern"
 };
 
 
@@ -247,6 +292,7 @@ static eo_command_t  eo_commands[] = {
     { "dump",      eo_cmd_dump,      1, 0 },
     { "get",       eo_cmd_get,       3, EO_CMD_KEY },
     { "resolve",   eo_cmd_resolve,   3, EO_CMD_KEY | EO_CMD_RESOLVE },
+    { "bypass",    eo_cmd_bypass,    2, 0 },
     { "put",       eo_cmd_put,       4, EO_CMD_KEY | EO_CMD_WRITE },
     { "del",       eo_cmd_del,       3, EO_CMD_KEY | EO_CMD_WRITE },
     { "put-group", eo_cmd_put_group, 3, EO_CMD_WRITE },
@@ -272,6 +318,8 @@ static const char  eo_usage_text[] =
 "  resolve DIR SERVICE REGION\n"
 "                            print the upstream nginx would choose and the\n"
 "                            lookup chain it walks (REGION \"\" = default)\n"
+"  bypass DIR PATH           print the static route matching PATH: nginx\n"
+"                            sends such requests to edge_orch_bypass\n"
 "  put DIR SERVICE REGION UPSTREAM\n"
 "                            add or replace one route\n"
 "  del DIR SERVICE REGION    delete one route\n"
@@ -574,6 +622,103 @@ eo_check_pattern(const char *s, size_t len, char *err, size_t size)
 }
 
 
+/*
+ * Validates a static route path: 1..1024 bytes of visible ASCII
+ * (0x21-0x7e), starting with "/".  On error writes "must ..." to err.
+ */
+
+static int
+eo_check_path(const char *s, size_t len, char *err, size_t size)
+{
+    char    q[EO_QUOTE_LEN];
+    size_t  i;
+
+    if (len == 0 || len > EO_PATH_MAX) {
+        snprintf(err, size, "must be 1..%d bytes, got %zu bytes",
+                 EO_PATH_MAX, len);
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) s[i] < 0x21 || (unsigned char) s[i] > 0x7e) {
+            snprintf(err, size, "must be " EO_PATH_CLASS ", got %s (bad "
+                     "byte 0x%02x at offset %zu)",
+                     eo_quote(q, sizeof(q), s, len),
+                     (unsigned) (unsigned char) s[i], i);
+            return -1;
+        }
+    }
+
+    if (s[0] != '/') {
+        snprintf(err, size, "must start with \"/\", got %s",
+                 eo_quote(q, sizeof(q), s, len));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+eo_check_static(int kind, const char *s, size_t len, char *err, size_t size)
+{
+    if (kind == EO_STATIC_PATTERN) {
+        return eo_check_pattern(s, len, err, size);
+    }
+
+    return eo_check_path(s, len, err, size);
+}
+
+
+/* "KIND VALUE" for messages: the value quoted, escaped, maybe truncated */
+
+static char *
+eo_static_repr(char *buf, size_t size, eo_static_t *r)
+{
+    char  q[EO_QUOTE_LEN];
+
+    snprintf(buf, size, "%s %s", eo_static_kinds[r->kind],
+             eo_quote(q, sizeof(q), r->value, strlen(r->value)));
+
+    return buf;
+}
+
+
+/* "KIND VALUE" for output: paths as they are, patterns as JSON strings */
+
+static void
+eo_print_static(eo_static_t *r)
+{
+    printf("%s ", eo_static_kinds[r->kind]);
+
+    if (r->kind == EO_STATIC_PATTERN) {
+        eo_print_string(r->value);
+
+    } else {
+        fputs(r->value, stdout);
+    }
+}
+
+
+/* the index of the first rule before i equal to rules[i], or i */
+
+static size_t
+eo_static_dup(eo_static_t *rules, size_t i)
+{
+    size_t  j;
+
+    for (j = 0; j < i; j++) {
+        if (rules[j].kind == rules[i].kind
+            && strcmp(rules[j].value, rules[i].value) == 0)
+        {
+            return j;
+        }
+    }
+
+    return i;
+}
+
+
 /* compiles the way nginx's ngx_regex_compile() does: no options */
 
 static int
@@ -800,6 +945,12 @@ eo_table_free(eo_table_t *t)
 
     free(t->routes);
 
+    for (i = 0; i < t->nstatics; i++) {
+        free(t->statics[i].value);
+    }
+
+    free(t->statics);
+
     memset(t, 0, sizeof(eo_table_t));
 }
 
@@ -811,6 +962,7 @@ eo_table_from_json(const char *src, json_t *root, eo_table_t *t)
     void        *it;
     size_t       klen;
     json_t      *v, *schema, *dg, *groups, *patterns, *devices, *routes;
+    json_t      *statics;
     const char  *key;
 
     if (!json_is_object(root)) {
@@ -819,7 +971,7 @@ eo_table_from_json(const char *src, json_t *root, eo_table_t *t)
         return EO_ERROR;
     }
 
-    schema = dg = groups = patterns = devices = routes = NULL;
+    schema = dg = groups = patterns = devices = routes = statics = NULL;
 
     for (it = json_object_iter(root);
          it != NULL;
@@ -847,10 +999,13 @@ eo_table_from_json(const char *src, json_t *root, eo_table_t *t)
         } else if (eo_key_is(key, klen, "routes")) {
             routes = v;
 
+        } else if (eo_key_is(key, klen, "static")) {
+            statics = v;
+
         } else {
             eo_err("%s: unknown top-level key %s (expected schema, "
                    "default_group, groups, region_patterns, devices, "
-                   "routes)", src, eo_quote(r, sizeof(r), key, klen));
+                   "routes, static)", src, eo_quote(r, sizeof(r), key, klen));
             return EO_ERROR;
         }
     }
@@ -894,6 +1049,10 @@ eo_table_from_json(const char *src, json_t *root, eo_table_t *t)
     }
 
     if (routes != NULL && eo_parse_routes(src, routes, t) != EO_OK) {
+        return EO_ERROR;
+    }
+
+    if (statics != NULL && eo_parse_static(src, statics, t) != EO_OK) {
         return EO_ERROR;
     }
 
@@ -1231,6 +1390,142 @@ eo_parse_routes(const char *src, json_t *arr, eo_table_t *t)
 }
 
 
+/* "static": [ { "exact" | "prefix" | "pattern": "..." }, ... ] */
+
+static int
+eo_parse_static(const char *src, json_t *arr, eo_table_t *t)
+{
+    int           k, kind;
+    char          r[EO_QUOTE_LEN], ctx[32], err[EO_ERR_LEN];
+    char          rep[EO_QUOTE_LEN + 16];
+    void         *it;
+    size_t        n, i, j, klen;
+    json_t       *e, *v, *field[EO_STATIC_N];
+    eo_static_t  *rule;
+    const char   *key;
+
+    if (!json_is_array(arr)) {
+        eo_err("%s: \"static\" must be an array, got %s", src,
+               eo_repr(r, sizeof(r), arr));
+        return EO_ERROR;
+    }
+
+    n = json_array_size(arr);
+
+    if (n > EO_STATIC_MAX) {
+        eo_err("%s: \"static\" has %zu entries, at most %d are allowed",
+               src, n, EO_STATIC_MAX);
+        return EO_ERROR;
+    }
+
+    t->statics = calloc(n + 1, sizeof(eo_static_t));
+    if (t->statics == NULL) {
+        eo_err(EO_PROG ": out of memory");
+        return EO_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        e = json_array_get(arr, i);
+
+        snprintf(ctx, sizeof(ctx), "static[%zu]", i);
+
+        if (!json_is_object(e)) {
+            eo_err("%s: %s: must be an object, got %s", src, ctx,
+                   eo_repr(r, sizeof(r), e));
+            return EO_ERROR;
+        }
+
+        memset(field, 0, sizeof(field));
+
+        for (it = json_object_iter(e);
+             it != NULL;
+             it = json_object_iter_next(e, it))
+        {
+            key = json_object_iter_key(it);
+            klen = json_object_iter_key_len(it);
+            v = json_object_iter_value(it);
+
+            for (k = 0; k < EO_STATIC_N; k++) {
+                if (eo_key_is(key, klen, eo_static_kinds[k])) {
+                    field[k] = v;
+                    break;
+                }
+            }
+
+            if (k == EO_STATIC_N) {
+                eo_err("%s: %s: unknown key %s (expected \"exact\", "
+                       "\"prefix\", \"pattern\")", src, ctx,
+                       eo_quote(r, sizeof(r), key, klen));
+                return EO_ERROR;
+            }
+        }
+
+        /* exactly one kind; name the first two in the order of kinds */
+
+        kind = -1;
+
+        for (k = 0; k < EO_STATIC_N; k++) {
+            if (field[k] == NULL) {
+                continue;
+            }
+
+            if (kind >= 0) {
+                eo_err("%s: %s: both \"%s\" and \"%s\" given (expected "
+                       "exactly one of \"exact\", \"prefix\", "
+                       "\"pattern\")", src, ctx, eo_static_kinds[kind],
+                       eo_static_kinds[k]);
+                return EO_ERROR;
+            }
+
+            kind = k;
+        }
+
+        if (kind < 0) {
+            eo_err("%s: %s: missing \"exact\", \"prefix\" or "
+                   "\"pattern\"", src, ctx);
+            return EO_ERROR;
+        }
+
+        v = field[kind];
+
+        if (!json_is_string(v)) {
+            eo_err("%s: %s: \"%s\" must be a string, got %s", src, ctx,
+                   eo_static_kinds[kind], eo_repr(r, sizeof(r), v));
+            return EO_ERROR;
+        }
+
+        if (eo_check_static(kind, json_string_value(v),
+                            json_string_length(v), err, sizeof(err))
+            != 0)
+        {
+            eo_err("%s: %s: \"%s\" %s", src, ctx, eo_static_kinds[kind],
+                   err);
+            return EO_ERROR;
+        }
+
+        rule = &t->statics[i];
+        rule->kind = kind;
+        rule->value = eo_strndup(json_string_value(v),
+                                 json_string_length(v));
+        if (rule->value == NULL) {
+            return EO_ERROR;
+        }
+
+        t->nstatics = i + 1;
+
+        j = eo_static_dup(t->statics, i);
+
+        if (j != i) {
+            eo_err("%s: %s: duplicate static rule %s (same as static[%zu])",
+                   src, ctx, eo_static_repr(rep, sizeof(rep), rule), j);
+            return EO_ERROR;
+        }
+    }
+
+    return EO_OK;
+}
+
+
 static int
 eo_table_load(const char *src, const char *buf, size_t len, eo_table_t *t)
 {
@@ -1345,7 +1640,7 @@ eo_table_dump(eo_table_t *t, const char *src, char **out)
     int      rc;
     char    *s, *f[4], *p, *key;
     size_t   i, j, len;
-    json_t  *root, *groups, *patterns, *devices, *routes, *e, *v;
+    json_t  *root, *groups, *patterns, *devices, *routes, *statics, *e, *v;
 
     root = json_object();
     groups = json_object();
@@ -1506,6 +1801,42 @@ eo_table_dump(eo_table_t *t, const char *src, char **out)
             != 0)
         {
             goto oom;
+        }
+    }
+
+    /* "static" comes last and only when there is any */
+
+    if (t->nstatics > 0) {
+        statics = json_array();
+
+        if (json_object_set_new(root, "static", statics) != 0) {
+            goto oom;
+        }
+
+        for (i = 0; i < t->nstatics; i++) {
+            e = json_object();
+            if (e == NULL) {
+                goto oom;
+            }
+
+            if (json_array_append_new(statics, e) != 0) {
+                goto oom;
+            }
+
+            v = json_string(t->statics[i].value);
+
+            if (v == NULL) {
+                eo_err("%s: static[%zu]: %s is not valid UTF-8", src, i,
+                       eo_static_kinds[t->statics[i].kind]);
+                goto done;
+            }
+
+            if (json_object_set_new(e, eo_static_kinds[t->statics[i].kind],
+                                    v)
+                != 0)
+            {
+                goto oom;
+            }
         }
     }
 
@@ -2252,6 +2583,143 @@ failed:
 }
 
 
+/*
+ * "static": keys "0000", "0001", ..., values "KIND\nVALUE".  A table
+ * written before static routes existed has no such database: no rules.
+ */
+
+static int
+eo_read_static(eo_db_t *db, eo_static_t **rules, size_t *nrules)
+{
+    int           rc, op, kind;
+    char          q[EO_QUOTE_LEN], err[EO_ERR_LEN], num[24];
+    char          rep[EO_QUOTE_LEN + 16];
+    size_t        n, j, klen, vlen;
+    MDB_val       k, v;
+    MDB_stat      ms;
+    MDB_cursor   *cur;
+    eo_static_t  *r;
+    const char   *nl;
+
+    *rules = NULL;
+    *nrules = 0;
+
+    if (!db->have[EO_DB_STATIC]) {
+        return EO_OK;
+    }
+
+    rc = mdb_stat(db->txn, db->dbi[EO_DB_STATIC], &ms);
+    if (rc != 0) {
+        return eo_lmdb_fail(db, "mdb_stat", rc);
+    }
+
+    *rules = calloc(ms.ms_entries + 1, sizeof(eo_static_t));
+    if (*rules == NULL) {
+        eo_err(EO_PROG ": out of memory");
+        return EO_ERROR;
+    }
+
+    rc = mdb_cursor_open(db->txn, db->dbi[EO_DB_STATIC], &cur);
+    if (rc != 0) {
+        return eo_lmdb_fail(db, "mdb_cursor_open", rc);
+    }
+
+    n = 0;
+
+    for (op = MDB_FIRST; ; op = MDB_NEXT) {
+        rc = mdb_cursor_get(cur, &k, &v, op);
+
+        if (rc == MDB_NOTFOUND) {
+            break;
+        }
+
+        if (rc != 0) {
+            eo_lmdb_fail(db, "mdb_cursor_get", rc);
+            goto failed;
+        }
+
+        if (n == ms.ms_entries || n > 9999) {
+            eo_err("%s: corrupt table: static has more entries than "
+                   "counted", db->dir);
+            goto failed;
+        }
+
+        snprintf(num, sizeof(num), "%04zu", n);
+
+        if (k.mv_size != 4 || memcmp(k.mv_data, num, 4) != 0) {
+            eo_err("%s: corrupt table: static key %s, expected \"%s\"",
+                   db->dir, eo_quote(q, sizeof(q), k.mv_data, k.mv_size),
+                   num);
+            goto failed;
+        }
+
+        /* the kind ends at the first newline; a pattern may have more */
+
+        nl = memchr(v.mv_data, '\n', v.mv_size);
+        if (nl == NULL) {
+            eo_err("%s: corrupt table: static \"%s\": no newline after the "
+                   "kind", db->dir, num);
+            goto failed;
+        }
+
+        klen = (size_t) (nl - (const char *) v.mv_data);
+        vlen = v.mv_size - klen - 1;
+
+        for (kind = 0; kind < EO_STATIC_N; kind++) {
+            if (eo_key_is(v.mv_data, klen, eo_static_kinds[kind])) {
+                break;
+            }
+        }
+
+        if (kind == EO_STATIC_N) {
+            eo_err("%s: corrupt table: static \"%s\": unknown kind %s "
+                   "(expected exact, prefix or pattern)", db->dir, num,
+                   eo_quote(q, sizeof(q), v.mv_data, klen));
+            goto failed;
+        }
+
+        if (eo_check_static(kind, nl + 1, vlen, err, sizeof(err)) != 0) {
+            eo_err("%s: corrupt table: static \"%s\": %s %s", db->dir, num,
+                   eo_static_kinds[kind], err);
+            goto failed;
+        }
+
+        r = &(*rules)[n];
+
+        r->kind = kind;
+        r->value = eo_strndup(nl + 1, vlen);
+        n++;
+
+        if (r->value == NULL) {
+            goto failed;
+        }
+
+        /* compile refuses duplicates: so does every reader of the CLI */
+
+        j = eo_static_dup(*rules, n - 1);
+
+        if (j != n - 1) {
+            eo_err("%s: corrupt table: static \"%s\": duplicate of "
+                   "\"%04zu\" (%s)", db->dir, num, j,
+                   eo_static_repr(rep, sizeof(rep), r));
+            goto failed;
+        }
+    }
+
+    mdb_cursor_close(cur);
+    *nrules = n;
+
+    return EO_OK;
+
+failed:
+
+    mdb_cursor_close(cur);
+    *nrules = n;
+
+    return EO_ERROR;
+}
+
+
 static int
 eo_table_read(eo_db_t *db, eo_table_t *t)
 {
@@ -2286,7 +2754,8 @@ eo_table_read(eo_db_t *db, eo_table_t *t)
         || eo_read_rules(db, EO_DB_PATTERNS, &t->patterns, &t->npatterns)
            != EO_OK
         || eo_read_rules(db, EO_DB_DEVICES, &t->devices, &t->ndevices)
-           != EO_OK)
+           != EO_OK
+        || eo_read_static(db, &t->statics, &t->nstatics) != EO_OK)
     {
         eo_table_free(t);
         return EO_ERROR;
@@ -2296,20 +2765,22 @@ eo_table_read(eo_db_t *db, eo_table_t *t)
 }
 
 
-/* replaces the four data databases inside the write transaction */
+/* replaces the five data databases inside the write transaction */
 
 static int
 eo_table_write(eo_db_t *db, eo_table_t *t)
 {
-    int         rc, d;
-    char        num[24];
-    size_t      i, n, nlen, plen;
-    MDB_val     k, v;
-    eo_rule_t  *rules;
-    static const int  data[4] = { EO_DB_ROUTES, EO_DB_GROUPS,
-                                  EO_DB_PATTERNS, EO_DB_DEVICES };
+    int           rc, d;
+    char          num[24];
+    size_t        i, n, nlen, plen;
+    MDB_val       k, v;
+    eo_rule_t    *rules;
+    const char   *kind;
+    static const int  data[5] = { EO_DB_ROUTES, EO_DB_GROUPS,
+                                  EO_DB_PATTERNS, EO_DB_DEVICES,
+                                  EO_DB_STATIC };
 
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 5; i++) {
         rc = mdb_drop(db->txn, db->dbi[data[i]], 0);
         if (rc != 0) {
             return eo_lmdb_fail(db, "mdb_drop", rc);
@@ -2359,6 +2830,29 @@ eo_table_write(eo_db_t *db, eo_table_t *t)
             ((char *) v.mv_data)[nlen] = '\n';
             memcpy((char *) v.mv_data + nlen + 1, rules[i].pattern, plen);
         }
+    }
+
+    /* "KIND\nVALUE", in table order */
+
+    for (i = 0; i < t->nstatics; i++) {
+        snprintf(num, sizeof(num), "%04zu", i);
+
+        kind = eo_static_kinds[t->statics[i].kind];
+        nlen = strlen(kind);
+        plen = strlen(t->statics[i].value);
+
+        k.mv_size = 4;
+        k.mv_data = num;
+        v.mv_size = nlen + 1 + plen;
+
+        rc = mdb_put(db->txn, db->dbi[EO_DB_STATIC], &k, &v, MDB_RESERVE);
+        if (rc != 0) {
+            return eo_lmdb_fail(db, "mdb_put", rc);
+        }
+
+        memcpy(v.mv_data, kind, nlen);
+        ((char *) v.mv_data)[nlen] = '\n';
+        memcpy((char *) v.mv_data + nlen + 1, t->statics[i].value, plen);
     }
 
     return EO_OK;
@@ -2557,6 +3051,44 @@ eo_diff_rules(const char *kind, eo_rule_t *a, size_t na, eo_rule_t *b,
 }
 
 
+/* an ordered list like the rules: compared by position */
+
+static size_t
+eo_diff_static(eo_static_t *a, size_t na, eo_static_t *b, size_t nb)
+{
+    size_t  i, n;
+
+    n = 0;
+
+    for (i = 0; i < na || i < nb; i++) {
+        if (i >= nb) {
+            printf("- static[%zu] ", i);
+            eo_print_static(&a[i]);
+
+        } else if (i >= na) {
+            printf("+ static[%zu] ", i);
+            eo_print_static(&b[i]);
+
+        } else if (a[i].kind != b[i].kind
+                   || strcmp(a[i].value, b[i].value) != 0)
+        {
+            printf("~ static[%zu] ", i);
+            eo_print_static(&a[i]);
+            printf(" -> ");
+            eo_print_static(&b[i]);
+
+        } else {
+            continue;
+        }
+
+        putchar('\n');
+        n++;
+    }
+
+    return n;
+}
+
+
 static size_t
 eo_diff(eo_table_t *a, eo_table_t *b)
 {
@@ -2588,8 +3120,92 @@ eo_diff(eo_table_t *a, eo_table_t *b)
                        b->ndevices);
     n += eo_diff_pairs("route", a->routes, a->nroutes, b->routes,
                        b->nroutes);
+    n += eo_diff_static(a->statics, a->nstatics, b->statics, b->nstatics);
 
     return n;
+}
+
+
+/*
+ * The static rule nginx applies to a request path (docs/routing-table.md,
+ * "Static routes"): an "exact" rule equal to the path; else the longest
+ * "prefix" rule the path starts with; else the first "pattern" rule, in
+ * table order, that matches the path (unanchored).  Byte comparisons, so
+ * case-sensitive.  1 found (*index set), 0 none, -1 error (reported).
+ */
+
+static int
+eo_static_match(const char *dir, eo_table_t *t, const char *path,
+    size_t *index)
+{
+    int           m;
+    char          err[EO_ERR_LEN];
+    size_t        i, len, plen, best;
+    pcre2_code   *re;
+    eo_static_t  *r;
+
+    len = strlen(path);
+
+    for (i = 0; i < t->nstatics; i++) {
+        r = &t->statics[i];
+
+        if (r->kind == EO_STATIC_EXACT && strcmp(r->value, path) == 0) {
+            *index = i;
+            return 1;
+        }
+    }
+
+    /* two matching prefixes of equal length are equal: duplicates */
+
+    best = 0;
+
+    for (i = 0; i < t->nstatics; i++) {
+        r = &t->statics[i];
+
+        if (r->kind != EO_STATIC_PREFIX) {
+            continue;
+        }
+
+        plen = strlen(r->value);
+
+        if (plen <= len && plen > best && memcmp(r->value, path, plen) == 0)
+        {
+            best = plen;
+            *index = i;
+        }
+    }
+
+    if (best > 0) {
+        return 1;
+    }
+
+    for (i = 0; i < t->nstatics; i++) {
+        r = &t->statics[i];
+
+        if (r->kind != EO_STATIC_PATTERN) {
+            continue;
+        }
+
+        if (eo_regex_compile(r->value, &re, err, sizeof(err)) != 0) {
+            eo_err("%s: static[%zu]: pattern %s", dir, i, err);
+            return -1;
+        }
+
+        m = eo_regex_match(re, path);
+        pcre2_code_free(re);
+
+        if (m < 0) {
+            eo_err("%s: static[%zu]: match error, treated as no match", dir,
+                   i);
+        }
+
+        if (m > 0) {
+            *index = i;
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -2827,8 +3443,9 @@ eo_cmd_compile(eo_opts_t *o)
     }
 
     printf("compiled %zu routes, %zu groups, %zu patterns, %zu device "
-           "rules: generation %" PRIu64 " -> %" PRIu64 "\n",
-           t.nroutes, t.ngroups, t.npatterns, t.ndevices, gen, gen + 1);
+           "rules, %zu static rules: generation %" PRIu64 " -> %" PRIu64
+           "\n", t.nroutes, t.ngroups, t.npatterns, t.ndevices, t.nstatics,
+           gen, gen + 1);
 
     rc = EO_OK;
 
@@ -3176,6 +3793,59 @@ eo_cmd_resolve(eo_opts_t *o)
     }
 
 done:
+
+    eo_table_free(&t);
+
+    return rc;
+}
+
+
+static int
+eo_cmd_bypass(eo_opts_t *o)
+{
+    int          rc;
+    char         q[EO_QUOTE_LEN];
+    size_t       i;
+    eo_db_t      db;
+    eo_table_t   t;
+    const char  *path;
+
+    path = o->arg[1];
+
+    /* nginx's $uri always starts with "/"; anything else is a mistake */
+
+    if (path[0] != '/') {
+        eo_err(EO_PROG ": PATH must start with \"/\", got %s",
+               eo_quote(q, sizeof(q), path, strlen(path)));
+        return EO_USAGE;
+    }
+
+    memset(&t, 0, sizeof(eo_table_t));
+
+    if (eo_db_open(&db, o->arg[0], EO_DB_READ, o) != EO_OK
+        || eo_table_read(&db, &t) != EO_OK)
+    {
+        eo_db_close(&db);
+        return EO_ERROR;
+    }
+
+    eo_db_close(&db);
+
+    rc = eo_static_match(o->arg[0], &t, path, &i);
+
+    if (rc > 0) {
+        printf("static: ");
+        eo_print_static(&t.statics[i]);
+        printf(" (static[%zu])\n", i);
+        rc = EO_OK;
+
+    } else {
+        if (rc == 0) {
+            printf("not static\n");
+        }
+
+        rc = EO_ERROR;
+    }
 
     eo_table_free(&t);
 
