@@ -6,9 +6,10 @@
 # Starts one private nginx (orchestrator + mock regional APIs, all on
 # 127.0.0.1) from examples/nginx.conf.in, compiles examples/routes.json into
 # an LMDB routing table and walks through: routing by region and device,
-# parallel fan-out, a live route change without reload, and upstream
-# failures.  Everything lives in a temporary run directory that is removed
-# at the end (also on error or Ctrl-C).
+# parallel fan-out, a live route change without reload, upstream failures,
+# and the edge cache (hits, collapsed miss storms, purge by tag,
+# stale-if-error).  Everything lives in a temporary run directory that is
+# removed at the end (also on error or Ctrl-C).
 #
 # Environment:
 #   EDGE_ORCH_DEMO_PORT=8080        orchestrator port
@@ -34,6 +35,7 @@ MOCKS=(
     "ads_mobile     45"
     "broken         20"       # answers 503 (upstreams recs_broken, cms_broken)
     "slow           2000"     # too slow for timeout=300ms (upstream ads_slow)
+    "cms_flaky      90"       # answers 503 while $RUN/cms_flaky.down exists
 )
 
 usage() {
@@ -65,6 +67,8 @@ PY=""
 command -v python3 >/dev/null 2>&1 && PY=python3
 
 URL="http://127.0.0.1:$PORT/api/page/home"
+URL_CACHED="http://127.0.0.1:$PORT/api/page/home-cached"
+PURGE_URL="http://127.0.0.1:$PORT/_purge"
 IPHONE_UA='Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1'
 
 # ----------------------------------------------------------------------
@@ -98,6 +102,8 @@ cleanup() {
         if [ -n "$MASTER" ] && kill -0 "$MASTER" 2>/dev/null; then
             printf '\nnginx is still running (EDGE_ORCH_DEMO_KEEP=1): master pid %s\n' "$MASTER"
             printf '  try:   curl -si -H "X-Region: JP" %s\n' "$URL"
+            printf '  cache: curl -si -H "X-Region: JP" %s\n' "$URL_CACHED"
+            printf '  purge: curl -X PURGE -H "Surrogate-Key: cms" %s\n' "$PURGE_URL"
             printf '  route: %s put %s/routes cms JP cms_frankfurt\n' "$CLI" "$RUN"
             printf '  stop:  kill %s && rm -rf %s\n' "$MASTER" "$RUN"
         fi
@@ -183,6 +189,13 @@ print("   HTTP %s   X-Edge-Orch: %s" % (status, hdrs.get("x-edge-orch", "(none)"
 if "x-edge-orch-route" in hdrs:
     print("   routed:  %s" % hdrs["x-edge-orch-route"])
 
+# with an edge_orch_zone: "Cache-Status: edge-orch/cms; hit; ttl=29, ..."
+cache = {}
+for member in hdrs.get("cache-status", "").split(","):
+    name, _, params = member.strip().partition(";")
+    if name.startswith("edge-orch/"):
+        cache[name[len("edge-orch/"):]] = params.strip()
+
 try:
     doc = json.loads(raw)
 except ValueError as e:
@@ -234,9 +247,47 @@ for name in ("cms", "recs", "ads"):
                 size += " (NOT byte-identical to data/%s.json!)" % who
         if who in lat:
             spent.append((who, int(lat[who])))
-    print("   %-5s <- %-14s %-8s %s" % (name, who or "(nginx)", size, describe(name, frag)))
+    if cache:
+        what = "Cache-Status: " + cache.get(name, "(none)")
+    else:
+        what = describe(name, frag)
+    print("   %-5s <- %-14s %-8s %s" % (name, who or "(nginx)", size, what))
 
 t = float(took)
+
+if cache:
+    # who did this request wait for? fetches on its own path (a miss it
+    # made itself, or an uncacheable one); collapsed ones waited for
+    # another request's fetch; hits and stale copies for nobody
+    outcome = dict(p.strip().partition("=")[::2]
+                   for p in hdrs.get("x-edge-orch", "").split(";") if "=" in p)
+    waited, failed = [], []
+    for name in ("cms", "recs", "ads"):
+        c = cache.get(name, "")
+        frag = doc.get(name)
+        who = frag.get("served_by") if isinstance(frag, dict) else None
+        if outcome.get(name, "").startswith("stale:"):
+            failed.append("%s (%s)" % (who or name, outcome[name]))
+        elif (c.startswith("fwd=miss") and "collapsed" not in c) or c.startswith("fwd=request"):
+            waited.append("%s %s ms" % (who or name, lat.get(who, "?")))
+    took_s = "%.1f ms" % (t * 1000) if t < 0.01 else "%.3f s" % t
+    if waited:
+        line = "   took %s: waited for %s%s" % (
+            took_s, ", ".join(waited), " (in parallel)" if len(waited) > 1 else "")
+    elif failed:
+        line = "   took %s: the fetch from %s failed, the last good copy was served" % (
+            took_s, ", ".join(failed))
+    else:
+        line = "   took %s: nothing fetched on this request's path" % took_s
+    print(line)
+    if os.environ.get("SUMMARY_TAGS") and "surrogate-key" in hdrs:
+        import textwrap
+        tags = hdrs["surrogate-key"].split()
+        print("   Surrogate-Key (the union of the fragments' and the page's tags, %d):" % len(tags))
+        for l in textwrap.wrap(" ".join(tags), 74, break_on_hyphens=False):
+            print("     " + l)
+    sys.exit(0)
+
 line = "   took %.3f s for %s bytes" % (t, len(raw))
 all_ok = all(p.strip().endswith("=ok")
              for p in hdrs.get("x-edge-orch", "x").split(";"))
@@ -251,28 +302,54 @@ PY
 LAT_SPEC=""
 for name in "${!MLAT[@]}"; do LAT_SPEC="$LAT_SPEC$name=${MLAT[$name]},"; done
 
-# request LABEL REGION [USER-AGENT]
+# request LABEL REGION [USER-AGENT]          (REQUEST_URL=... for another URL)
 request() {
-    local label=$1 region=$2 ua=${3:-} out status took
+    local label=$1 region=$2 ua=${3:-} out status took url=${REQUEST_URL:-$URL}
     local args=(-s -m 10 -o "$RUN/body" -D "$RUN/headers" -w '%{http_code} %{time_total}')
     [ -n "$region" ] && args+=(-H "X-Region: $region")
     [ -n "$ua" ] && args+=(-A "$ua")
     printf '\n%s-- %s%s\n' "$B" "$label" "$N"
     if [ -n "$ua" ]; then
-        note "   curl -H 'X-Region: $region' -A '${ua:0:40}…' $URL"
+        note "   curl -H 'X-Region: $region' -A '${ua:0:40}…' $url"
     else
-        note "   curl -H 'X-Region: $region' $URL"
+        note "   curl -H 'X-Region: $region' $url"
     fi
-    out=$(curl "${args[@]}" "$URL") || die "request failed (curl exit $?)"
+    out=$(curl "${args[@]}" "$url") || die "request failed (curl exit $?)"
     read -r status took <<<"$out"
     if [ -n "$PY" ]; then
         "$PY" "$RUN/summarize.py" "$RUN/body" "$RUN/headers" "$RUN/data" \
               "$status" "$took" "$LAT_SPEC"
     else
         printf '   HTTP %s   %s\n' "$status" "$(grep -i '^x-edge-orch:' "$RUN/headers" | tr -d '\r')"
+        grep -i '^cache-status:' "$RUN/headers" | tr -d '\r' \
+            | sed -e 's/^/   /' -e 's/, /,\n                 /g' || true
         printf '   took %s s; body (first 300 bytes):\n' "$took"
         head -c 300 "$RUN/body" | sed 's/^/     /'; echo
     fi
+}
+
+# cached LABEL REGION [USER-AGENT]: the same through the edge cache
+cached() { REQUEST_URL=$URL_CACHED request "$@"; }
+
+# mock_requests NAME: requests the mock instance NAME has answered so far
+# (lines in mocks.log with its port; log_format mock: "$time_local $port ...")
+mock_requests() {
+    awk -v p="${MPORT[$1]}" '$3 == p { n++ } END { print n + 0 }' "$RUN/logs/mocks.log"
+}
+
+# purge CURL-ARGS...: a request to /_purge, showing the command and answer
+purge() {
+    local out status
+    local a
+    printf '%s$ curl' "$D"
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9_./:=-]+$ ]]; then printf ' %s' "$a"; else printf " '%s'" "$a"; fi
+    done
+    printf ' %s%s\n' "$PURGE_URL" "$N"
+    out=$(curl -s -m 5 -w '\n%{http_code}' "$@" "$PURGE_URL") || die "purge failed (curl exit $?)"
+    status=${out##*$'\n'}
+    out=${out%$'\n'*}
+    printf '    HTTP %s %s\n' "$status" "${out%$'\n'}"
 }
 
 cli() { "$RUN_CLI" "$@"; }
@@ -374,17 +451,113 @@ ctl rollback "$ROUTES"
 request "Reader in the US, after the rollback" US
 
 # ----------------------------------------------------------------------
-section "6. What nginx logged"
+section "6. Edge cache: the same page through edge_orch zone=fragments"
+# ----------------------------------------------------------------------
+note "   location /api/page/home-cached: cms and ads ttl=30s stale=5m, recs ttl=30s;"
+note "   the cache key is fragment + upstream + URI, shared by both nginx workers"
+cached "Reader in Japan, first request: every fragment is a miss, fetched and stored" JP
+SUMMARY_TAGS=1 cached "Reader in Japan, again: every fragment is a hit, no upstream is contacted" JP
+
+# ----------------------------------------------------------------------
+section "7. Miss storm: 50 readers in Germany at once, nothing cached for them yet"
+# ----------------------------------------------------------------------
+STORM=50
+storm_mocks=(cms_frankfurt recs_dublin ads_frankfurt)    # group eu
+declare -A before
+for m in "${storm_mocks[@]}"; do before[$m]=$(mock_requests "$m"); done
+storm_args=(-s -m 10 -Z --parallel-immediate --parallel-max "$STORM" -H 'X-Region: DE'
+            -w '%{http_code} %header{cache-status}\n')
+for i in $(seq 1 "$STORM"); do storm_args+=(-o /dev/null "$URL_CACHED"); done
+note "   one curl, $STORM transfers opened at once (--parallel --parallel-immediate):"
+note "   curl -Z -H 'X-Region: DE' $URL_CACHED  (x$STORM)"
+t0=$(date +%s%N)
+curl "${storm_args[@]}" >"$RUN/storm" 2>/dev/null || true
+t1=$(date +%s%N)
+say "   $(grep -c '^200 ' "$RUN/storm" || true) of $STORM answers were HTTP 200; all $STORM took $(( (t1 - t0) / 1000000 )) ms together"
+say "   requests that reached the mocks during the storm (lines added to logs/mocks.log):"
+fetches=0
+for m in "${storm_mocks[@]}"; do
+    n=$(( $(mock_requests "$m") - ${before[$m]} ))
+    fetches=$((fetches + n))
+    printf '     %-14s %d\n' "$m" "$n"
+done
+if [ "$fetches" = "${#storm_mocks[@]}" ]; then
+    say "   ${G}$STORM requests -> 1 upstream fetch per fragment ($fetches in all, not $((STORM * ${#storm_mocks[@]})))${N}"
+else
+    say "   ${Y}$STORM requests -> $fetches upstream fetches for ${#storm_mocks[@]} fragments${N}"
+fi
+note "   Cache-Status members, counted over the $STORM answers (ttl= left out):"
+if grep -q 'edge-orch/' "$RUN/storm"; then
+    sed -n 's/^[0-9]* //p' "$RUN/storm" | tr ',' '\n' | sed -e 's/^ *//' -e 's/; ttl=-\{0,1\}[0-9]*//' \
+        | grep . | sort | uniq -c | sort -k2,2 -k1,1n \
+        | awk '{ n = $1; $1 = ""; printf "     %3d x%s\n", n, $0 }'
+    note "   one answer's complete header:"
+    sed -n 's/^[0-9]* //p' "$RUN/storm" | grep collapsed | head -n 1 \
+        | sed -e 's/^/     Cache-Status: /' -e 's/, /,\n                   /g'
+else
+    say "     (this curl cannot print response headers with -w: curl 7.84 or newer needed)"
+fi
+
+# ----------------------------------------------------------------------
+section "8. Purge by tag: the fragments carrying a tag, in every worker, at once"
+# ----------------------------------------------------------------------
+say "   ${Y}8a. the world story art-20261201-wld-0102 is on every edition's front page;${N}"
+say "   ${Y}    an editor corrects it, the CMS purges its tag${N}"
+purge -X PURGE -H 'Surrogate-Key: article:art-20261201-wld-0102'
+cached "Reader in Japan: cms (Tokyo edition) is fetched again, recs and ads are still hits" JP
+cached "Reader in Germany: the Frankfurt edition carries the story too" DE
+
+say ""
+say "   ${Y}8b. soft purge of the ads: marked stale instead of removed${N}"
+purge -X PURGE -d '{"tags":["ads"],"soft":true}'
+cached "Reader in Japan: ads served stale at once, one background refresh runs" JP
+sleep 0.3   # the refresh takes ads_singapore's ${MLAT[ads_singapore]} ms
+cached "Reader in Japan, a moment later: ads is a fresh hit again" JP
+
+# ----------------------------------------------------------------------
+section "9. Stale-if-error: the CMS fails, readers get its last good copy"
+# ----------------------------------------------------------------------
+note "   cms_flaky answers with Cache-Control: max-age=1, stale-while-revalidate=0:"
+note "   fresh for 1 s (less than ttl=30s), then its copy is only served if a fetch fails"
+ctl put "$ROUTES" cms BR cms_flaky
+cached "Reader in Brazil (group na, cms now routed to cms_flaky): cms is fetched and stored" BR
+touch "$RUN/cms_flaky.down"
+say ""
+say "   ${Y}cms_flaky goes down: it answers 503 from now on; wait 1.2 s for its copy to expire${N}"
+sleep 1.2
+flaky0=$(mock_requests cms_flaky)
+cached "Reader in Brazil: the fetch gets a 503, the stale copy is served instead (cms=stale:status)" BR
+say ""
+say "   5 more readers right after it:"
+for i in 1 2 3 4 5; do
+    curl -s -m 5 -o /dev/null -H 'X-Region: BR' -w '%{http_code} X-Edge-Orch: %header{x-edge-orch}\n' "$URL_CACHED" || true
+done | sort | uniq -c | sed 's/^ */     /; s/^\(     [0-9]*\) /\1 x HTTP /'
+asked=$(( $(mock_requests cms_flaky) - flaky0 ))
+[ "$asked" = 1 ] && asked="once" || asked="$asked times"
+say "   6 readers during the outage, and cms_flaky was asked $asked"
+note "   (after a failed fetch, requests get the same outcome for 1 s without asking the upstream)"
+rm -f "$RUN/cms_flaky.down"
+say ""
+say "   ${Y}cms_flaky is back${N}"
+sleep 1.1
+cached "Reader in Brazil: cms is fetched again and stored, the page is fresh" BR
+ctl rollback "$ROUTES"
+
+# ----------------------------------------------------------------------
+section "10. What nginx logged"
 # ----------------------------------------------------------------------
 note "   access log (log_format edge_orch in nginx.conf.in), last 8 lines:"
 tail -n 8 "$RUN/logs/access.log" | sed 's/^/     /'
 note "   fragment warnings from the error log:"
 grep -o 'edge_orch: fragment .*' "$RUN/logs/error.log" | sed 's/, client:.*//' \
-    | tail -n 4 | sed 's/^/     /' || true
+    | tail -n 6 | sed 's/^/     /' || true
+note "   cache log (logs/cache.log): the purges, and the last 4 requests for /api/page/home-cached:"
+{ grep ' "PURGE ' "$RUN/logs/cache.log" || true
+  grep ' "GET /api/page/home-cached ' "$RUN/logs/cache.log" | tail -n 4; } | sed 's/^/     /'
 
 section "Done"
 if [ "$KEEP" = 1 ]; then
-    say "   logs: $RUN/logs/{access,error,mocks}.log"
+    say "   logs: $RUN/logs/{access,cache,error,mocks}.log"
 else
     say "   stopping nginx (pid $MASTER) and removing $RUN"
     say "   (EDGE_ORCH_DEMO_KEEP=1 keeps nginx running and the logs in place)"
