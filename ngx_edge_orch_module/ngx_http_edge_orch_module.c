@@ -125,6 +125,55 @@ static ngx_command_t  ngx_http_edge_orch_commands[] = {
       0,
       NULL },
 
+    { ngx_string("edge_orch_jwt"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_edge_orch_jwt_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_EDGE_ORCH_JWT_CMD_JWT,
+      NULL },
+
+    { ngx_string("edge_orch_jwt_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_edge_orch_jwt_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_EDGE_ORCH_JWT_CMD_KEY_FILE,
+      NULL },
+
+    { ngx_string("edge_orch_jwt_alg"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_edge_orch_jwt_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_EDGE_ORCH_JWT_CMD_ALG,
+      NULL },
+
+    { ngx_string("edge_orch_jwt_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_edge_orch_jwt_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_EDGE_ORCH_JWT_CMD_LEEWAY,
+      NULL },
+
+    { ngx_string("edge_orch_jwt_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_edge_orch_jwt_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_EDGE_ORCH_JWT_CMD_ISSUER,
+      NULL },
+
+    { ngx_string("edge_orch_jwt_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_edge_orch_jwt_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_EDGE_ORCH_JWT_CMD_AUDIENCE,
+      NULL },
+
+    { ngx_string("edge_orch_jwt_claim_header"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_edge_orch_jwt_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_EDGE_ORCH_JWT_CMD_CLAIM_HEADER,
+      NULL },
+
       ngx_null_command
 };
 
@@ -163,6 +212,10 @@ ngx_module_t  ngx_http_edge_orch_module = {
 static ngx_int_t
 ngx_http_edge_orch_preconfiguration(ngx_conf_t *cf)
 {
+    if (ngx_http_edge_orch_jwt_add_variables(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_edge_orch_add_variables(cf);
 }
 
@@ -175,6 +228,10 @@ ngx_http_edge_orch_postconfiguration(ngx_conf_t *cf)
     emcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_edge_orch_module);
 
     if (ngx_http_edge_orch_routes_init_conf(cf, emcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_edge_orch_jwt_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -285,6 +342,10 @@ ngx_http_edge_orch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->expose_tags, prev->expose_tags, 1);
 
     if (ngx_http_edge_orch_purge_merge(cf, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_edge_orch_jwt_merge(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 

@@ -90,6 +90,19 @@ typedef enum {
 
 
 typedef struct ngx_http_edge_orch_routes_s  ngx_http_edge_orch_routes_t;
+typedef struct ngx_http_edge_orch_jwt_conf_s  ngx_http_edge_orch_jwt_conf_t;
+
+
+/* which edge_orch_jwt* directive: its ngx_command_t offset (jwt.c) */
+enum {
+    NGX_HTTP_EDGE_ORCH_JWT_CMD_JWT = 0,
+    NGX_HTTP_EDGE_ORCH_JWT_CMD_KEY_FILE,
+    NGX_HTTP_EDGE_ORCH_JWT_CMD_ALG,
+    NGX_HTTP_EDGE_ORCH_JWT_CMD_LEEWAY,
+    NGX_HTTP_EDGE_ORCH_JWT_CMD_ISSUER,
+    NGX_HTTP_EDGE_ORCH_JWT_CMD_AUDIENCE,
+    NGX_HTTP_EDGE_ORCH_JWT_CMD_CLAIM_HEADER
+};
 typedef struct ngx_http_edge_orch_purge_conf_s
     ngx_http_edge_orch_purge_conf_t;
 
@@ -239,6 +252,7 @@ typedef struct {
     ngx_http_complex_value_t      *tags;          /* edge_orch_tags */
     ngx_flag_t                     expose_tags;
     ngx_http_edge_orch_purge_conf_t  *purge;
+    ngx_http_edge_orch_jwt_conf_t *jwt;           /* edge_orch_jwt* */
     u_char                        *conf_file;
     ngx_uint_t                     conf_line;
 } ngx_http_edge_orch_loc_conf_t;
@@ -413,6 +427,14 @@ ngx_int_t ngx_http_edge_orch_tags_header(ngx_http_request_t *r,
 
 /* variables.c */
 ngx_int_t ngx_http_edge_orch_add_variables(ngx_conf_t *cf);
+
+/* jwt.c */
+char *ngx_http_edge_orch_jwt_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_edge_orch_jwt_merge(ngx_conf_t *cf,
+    ngx_http_edge_orch_loc_conf_t *prev, ngx_http_edge_orch_loc_conf_t *conf);
+ngx_int_t ngx_http_edge_orch_jwt_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_edge_orch_jwt_init(ngx_conf_t *cf);
 
 
 #endif /* _NGX_HTTP_EDGE_ORCH_MODULE_H_INCLUDED_ */
