@@ -17,9 +17,9 @@ cd "$here"
 APT_PACKAGES="nginx-core nginx-dev liblmdb-dev lmdb-utils libjansson-dev
  libpcre2-dev gcc make perl libtest-base-perl libtext-diff-perl
  liblist-moreutils-perl libtest-longstring-perl valgrind wrk curl
- libnginx-mod-http-lua libnginx-mod-http-echo"
+ libnginx-mod-http-lua libnginx-mod-http-echo libyaml-perl"
 
-BUILD="$here/build"
+BUILD="${EDGE_ORCH_BUILD:-$here/build}"
 SO="$BUILD/nginx/ngx_http_edge_orch_module.so"
 CLI="$here/tools/edge-orch-routes"
 CFLAGS_WARN="-Wall -Wextra -Werror -Wno-unused-parameter"
@@ -83,12 +83,23 @@ cmd_build() {
         [ -d "$src" ] || { echo "nginx-dev missing: run ./build.sh deps" >&2;
                            exit 1; }
         log "building against Debian nginx-dev ($(nginx -v 2>&1 | sed 's/.*\///'))"
-        # shellcheck disable=SC1091
-        (cd "$src" && . ./conf_flags && ./configure "${NGX_CONF_FLAGS[@]}" \
-            --with-cc-opt="$cc_opt" --with-ld-opt="$ld_opt" \
-            --add-dynamic-module="$here" --builddir="$BUILD/nginx" \
-            >"$BUILD/configure.log" 2>&1) || {
-                tail -20 "$BUILD/configure.log" >&2; exit 1; }
+        # configure only when needed: a new source file in ./config, other
+        # flags, or a half-written earlier run
+        local stamp="$BUILD/nginx/.configured"
+        if [ ! -f "$BUILD/nginx/Makefile" ] || [ ! -f "$stamp" ] \
+           || [ config -nt "$stamp" ] \
+           || [ "$(cat "$stamp")" != "$cc_opt" ] \
+           || [ "$(wc -c < "$BUILD/nginx/ngx_auto_headers.h")" -lt 100 ]
+        then
+            rm -f "$stamp"
+            # shellcheck disable=SC1091
+            (cd "$src" && . ./conf_flags && ./configure "${NGX_CONF_FLAGS[@]}" \
+                --with-cc-opt="$cc_opt" --with-ld-opt="$ld_opt" \
+                --add-dynamic-module="$here" --builddir="$BUILD/nginx" \
+                >"$BUILD/configure.log" 2>&1) || {
+                    tail -20 "$BUILD/configure.log" >&2; exit 1; }
+            printf '%s' "$cc_opt" > "$stamp"
+        fi
     fi
     make -s -f "$BUILD/nginx/Makefile" -C "$src" modules \
         >"$BUILD/make.log" 2>&1 || { cat "$BUILD/make.log" >&2; exit 1; }

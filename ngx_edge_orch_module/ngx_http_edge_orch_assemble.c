@@ -221,6 +221,37 @@ ngx_int_t
 ngx_http_edge_orch_send_response(ngx_http_request_t *r,
     ngx_http_edge_orch_ctx_t *ctx)
 {
+    off_t         len;
+    ngx_chain_t  *out;
+
+    /*
+     * counted before the answer leaves: a status page read right after it
+     * already shows this request
+     */
+
+    ngx_http_edge_orch_stats_request(ctx, 1);
+
+    if (ctx->failed != NULL) {
+        return ngx_http_edge_orch_send_error(r, ctx);
+    }
+
+    if (ngx_http_edge_orch_document(r, ctx, &out, &len) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->conf->pass != NULL) {
+        /* pass mode: the document goes to the origin, not to the client */
+        return ngx_http_edge_orch_pass(r, ctx, out, len);
+    }
+
+    return ngx_http_edge_orch_send(r, ctx, NGX_HTTP_OK, out, len);
+}
+
+
+ngx_int_t
+ngx_http_edge_orch_document(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx, ngx_chain_t **chain, off_t *length)
+{
     off_t                       len;
     u_char                     *p;
     size_t                      size;
@@ -228,10 +259,6 @@ ngx_http_edge_orch_send_response(ngx_http_request_t *r,
     ngx_uint_t                  i, first;
     ngx_chain_t                *out, **ll, *cl;
     ngx_http_edge_orch_frag_t  *fs;
-
-    if (ctx->failed != NULL) {
-        return ngx_http_edge_orch_send_error(r, ctx);
-    }
 
     /* one block for all punctuation and names, the bodies are referenced */
 
@@ -243,7 +270,7 @@ ngx_http_edge_orch_send_response(ngx_http_request_t *r,
 
     p = ngx_pnalloc(r->pool, size);
     if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     out = NULL;
@@ -253,7 +280,7 @@ ngx_http_edge_orch_send_response(ngx_http_request_t *r,
 
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     b->memory = 1;
@@ -278,7 +305,7 @@ ngx_http_edge_orch_send_response(ngx_http_request_t *r,
 
         cl = ngx_alloc_chain_link(r->pool);
         if (cl == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         cl->buf = b;
@@ -288,7 +315,7 @@ ngx_http_edge_orch_send_response(ngx_http_request_t *r,
 
         b = ngx_calloc_buf(r->pool);
         if (b == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         b->memory = 1;
@@ -297,7 +324,7 @@ ngx_http_edge_orch_send_response(ngx_http_request_t *r,
 
         cl = ngx_alloc_chain_link(r->pool);
         if (cl == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         cl->buf = b;
@@ -307,7 +334,7 @@ ngx_http_edge_orch_send_response(ngx_http_request_t *r,
 
         b = ngx_calloc_buf(r->pool);
         if (b == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         b->memory = 1;
@@ -321,7 +348,7 @@ ngx_http_edge_orch_send_response(ngx_http_request_t *r,
 
     cl = ngx_alloc_chain_link(r->pool);
     if (cl == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     cl->buf = b;
@@ -329,7 +356,10 @@ ngx_http_edge_orch_send_response(ngx_http_request_t *r,
     *ll = cl;
     len += b->last - b->pos;
 
-    return ngx_http_edge_orch_send(r, ctx, NGX_HTTP_OK, out, len);
+    *chain = out;
+    *length = len;
+
+    return NGX_OK;
 }
 
 
@@ -428,6 +458,12 @@ ngx_http_edge_orch_send(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx,
             h->value.data = s;
             h->value.len = n;
         }
+    }
+
+    /* X-Request-Id, Server-Timing */
+
+    if (ngx_http_edge_orch_trace_response(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     rc = ngx_http_send_header(r);

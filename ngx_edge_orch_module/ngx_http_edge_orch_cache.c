@@ -20,6 +20,7 @@
 #define NGX_HTTP_EDGE_ORCH_EVICT_TRIES   64
 #define NGX_HTTP_EDGE_ORCH_PASS_TIME     1000     /* hit-for-pass, ms */
 #define NGX_HTTP_EDGE_ORCH_RETRY_TIME    1000     /* refresh backoff, ms */
+#define NGX_HTTP_EDGE_ORCH_LOCK_GRACE    250      /* after holder's timeout */
 
 #define NGX_HTTP_EDGE_ORCH_TAGS_VALID    0
 #define NGX_HTTP_EDGE_ORCH_TAGS_STALE    1
@@ -45,6 +46,8 @@ static void ngx_http_edge_orch_expire(ngx_http_edge_orch_zone_t *zone,
     uint64_t now);
 static ngx_uint_t ngx_http_edge_orch_tags_state(
     ngx_http_edge_orch_zone_t *zone, ngx_http_edge_orch_node_t *node);
+static ngx_uint_t ngx_http_edge_orch_list_state(
+    ngx_http_edge_orch_zone_t *zone, uint64_t seq, ngx_str_t *tags);
 static ngx_http_edge_orch_tag_t *ngx_http_edge_orch_tag_find(
     ngx_http_edge_orch_zone_t *zone, u_char *tag, size_t len,
     uint32_t hash);
@@ -481,6 +484,10 @@ ngx_http_edge_orch_node_free(ngx_http_edge_orch_zone_t *zone,
         ngx_slab_free_locked(zone->shpool, node->body);
     }
 
+    if (node->lock_seq) {
+        zone->sh->locks--;
+    }
+
     ngx_slab_free_locked(zone->shpool, node);
     zone->sh->entries--;
 }
@@ -518,6 +525,21 @@ ngx_http_edge_orch_alloc(ngx_http_edge_orch_zone_t *zone, size_t size,
             }
 
             n = NULL;
+        }
+
+        if (n != NULL && !ngx_queue_empty(&zone->sh->tag_lru)) {
+            q = ngx_queue_last(&zone->sh->tag_lru);
+            tag = ngx_queue_data(q, ngx_http_edge_orch_tag_t, queue);
+
+            /*
+             * a purge record older than the entry we would evict only
+             * matters to entries older still: dropping it (with the floor
+             * raised below) is cheaper than a live entry
+             */
+
+            if (ngx_max(tag->hard, tag->soft) < n->seq) {
+                n = NULL;
+            }
         }
 
         if (n != NULL) {
@@ -581,6 +603,7 @@ ngx_http_edge_orch_expire(ngx_http_edge_orch_zone_t *zone, uint64_t now)
         until = ngx_max(n->swr_until, n->sie_until);
         until = ngx_max(until, n->pass_until);
         until = ngx_max(until, n->lock_until);
+        until = ngx_max(until, n->retry_after);
 
         if (until >= now) {
             return;
@@ -647,6 +670,47 @@ done:
 
     node->checked = zone->sh->purges;
     node->tag_state = state;
+
+    return state;
+}
+
+
+static ngx_uint_t
+ngx_http_edge_orch_list_state(ngx_http_edge_orch_zone_t *zone, uint64_t seq,
+    ngx_str_t *tags)
+{
+    u_char                    *p, *last, *t;
+    ngx_uint_t                 state;
+    ngx_http_edge_orch_tag_t  *tag;
+
+    state = NGX_HTTP_EDGE_ORCH_TAGS_VALID;
+
+    p = tags->data;
+    last = p + tags->len;
+
+    while (p < last) {
+        t = p;
+
+        while (p < last && *p != ' ') {
+            p++;
+        }
+
+        if (p > t) {
+            tag = ngx_http_edge_orch_tag_find(zone, t, p - t,
+                                              ngx_crc32_short(t, p - t));
+            if (tag != NULL) {
+                if (tag->hard >= seq) {
+                    return NGX_HTTP_EDGE_ORCH_TAGS_INVALID;
+                }
+
+                if (tag->soft >= seq) {
+                    state = NGX_HTTP_EDGE_ORCH_TAGS_STALE;
+                }
+            }
+        }
+
+        p++;
+    }
 
     return state;
 }
@@ -720,8 +784,18 @@ ngx_http_edge_orch_lock(ngx_http_edge_orch_zone_t *zone,
 {
     lk->seq = ++zone->sh->seq;
 
+    if (node->lock_seq == 0) {
+        zone->sh->locks++;
+    }
+
+    /*
+     * a live holder gives up at its own timeout; waiters take over only
+     * a little later, so that they get its outcome rather than race it
+     */
+
     node->lock_seq = lk->seq;
-    node->lock_until = now + ngx_min(lock_ms, zone->lock_timeout);
+    node->lock_until = now + ngx_min(lock_ms + NGX_HTTP_EDGE_ORCH_LOCK_GRACE,
+                                     zone->lock_timeout);
 }
 
 
@@ -732,7 +806,7 @@ ngx_http_edge_orch_cache_lookup(ngx_http_edge_orch_zone_t *zone,
 {
     uint64_t                    now;
     ngx_int_t                   rc;
-    ngx_uint_t                  state, valid, locked;
+    ngx_uint_t                  state, valid, locked, swr_ok, sie_ok;
     ngx_http_edge_orch_node_t  *node;
 
     now = ngx_http_edge_orch_now();
@@ -752,6 +826,7 @@ ngx_http_edge_orch_cache_lookup(ngx_http_edge_orch_zone_t *zone,
         if (node == NULL) {
             /* cannot even keep a lock: fetch without sharing */
             lk->action = NGX_HTTP_EDGE_ORCH_LOOKUP_PASS;
+            lk->seq = ++zone->sh->seq;
             goto done;
         }
 
@@ -763,7 +838,32 @@ ngx_http_edge_orch_cache_lookup(ngx_http_edge_orch_zone_t *zone,
     state = node->body ? ngx_http_edge_orch_tags_state(zone, node)
                        : NGX_HTTP_EDGE_ORCH_TAGS_INVALID;
 
+    if (state != NGX_HTTP_EDGE_ORCH_TAGS_INVALID && key->page_tags.len
+        && zone->sh->tag_count)
+    {
+        /*
+         * the page's own tags (edge_orch_tags) are not stored with a shared
+         * entry, they vary per request: a purge of one of them invalidates
+         * what this request would be served
+         */
+
+        state = ngx_max(state, ngx_http_edge_orch_list_state(zone, node->seq,
+                                                       &key->page_tags));
+    }
+
     valid = (state != NGX_HTTP_EDGE_ORCH_TAGS_INVALID);
+
+    /*
+     * a soft-purged entry is stale from now on: it may be served only
+     * where the fragment has a stale window at all
+     */
+
+    swr_ok = valid && now < node->swr_until
+             && (state == NGX_HTTP_EDGE_ORCH_TAGS_VALID
+                 || node->swr_until > node->fresh_until);
+    sie_ok = valid && now < node->sie_until
+             && (state == NGX_HTTP_EDGE_ORCH_TAGS_VALID
+                 || node->sie_until > node->fresh_until);
 
     if (waiting) {
 
@@ -772,17 +872,19 @@ ngx_http_edge_orch_cache_lookup(ngx_http_edge_orch_zone_t *zone,
         if (node->filled > waiting && valid) {
             rc = ngx_http_edge_orch_copy(pool, node, &lk->body, &lk->tags);
             lk->action = NGX_HTTP_EDGE_ORCH_LOOKUP_COLLAPSED;
-            lk->ttl = (int64_t) (node->fresh_until - now);
+            lk->ttl = (int64_t) node->fresh_until - (int64_t) now;
             goto done;
         }
 
         if (node->failed > waiting) {
             lk->action = NGX_HTTP_EDGE_ORCH_LOOKUP_SHARED_FAIL;
             lk->fail_reason = node->fail_reason;
+            lk->seq = ++zone->sh->seq;
 
-            if (valid && now < node->sie_until) {
+            if (sie_ok) {
                 rc = ngx_http_edge_orch_copy(pool, node, &lk->body,
                                              &lk->tags);
+                lk->ttl = (int64_t) node->fresh_until - (int64_t) now;
             }
 
             goto done;
@@ -797,15 +899,15 @@ ngx_http_edge_orch_cache_lookup(ngx_http_edge_orch_zone_t *zone,
     {
         rc = ngx_http_edge_orch_copy(pool, node, &lk->body, &lk->tags);
         lk->action = NGX_HTTP_EDGE_ORCH_LOOKUP_HIT;
-        lk->ttl = (int64_t) (node->fresh_until - now);
+        lk->ttl = (int64_t) node->fresh_until - (int64_t) now;
         goto done;
     }
 
     locked = (node->lock_until != 0 && now < node->lock_until);
 
-    if (valid && now < node->swr_until) {
+    if (swr_ok) {
         rc = ngx_http_edge_orch_copy(pool, node, &lk->body, &lk->tags);
-        lk->ttl = (int64_t) (node->fresh_until - now);
+        lk->ttl = (int64_t) node->fresh_until - (int64_t) now;
 
         if (locked || now < node->retry_after) {
             /* being refreshed, or the last refresh failed a moment ago */
@@ -835,8 +937,9 @@ ngx_http_edge_orch_cache_lookup(ngx_http_edge_orch_zone_t *zone,
         lk->action = NGX_HTTP_EDGE_ORCH_LOOKUP_SHARED_FAIL;
         lk->fail_reason = node->fail_reason;
 
-        if (valid && now < node->sie_until) {
+        if (sie_ok) {
             rc = ngx_http_edge_orch_copy(pool, node, &lk->body, &lk->tags);
+            lk->ttl = (int64_t) node->fresh_until - (int64_t) now;
         }
 
         goto done;
@@ -844,16 +947,18 @@ ngx_http_edge_orch_cache_lookup(ngx_http_edge_orch_zone_t *zone,
 
     if (now < node->pass_until) {
         lk->action = NGX_HTTP_EDGE_ORCH_LOOKUP_PASS;
+        lk->seq = ++zone->sh->seq;
         goto done;
     }
 
     ngx_http_edge_orch_lock(zone, node, lk, lock_ms, now);
     lk->action = NGX_HTTP_EDGE_ORCH_LOOKUP_FETCH;
 
-    if (valid && now < node->sie_until) {
+    if (sie_ok) {
         /* kept for stale-if-error */
         rc = ngx_http_edge_orch_copy(pool, node, &lk->sie_body,
                                      &lk->sie_tags);
+        lk->ttl = (int64_t) node->fresh_until - (int64_t) now;
     }
 
 done:
@@ -895,6 +1000,7 @@ ngx_http_edge_orch_cache_store(ngx_http_edge_orch_zone_t *zone,
     if (seq != 0 && node->lock_seq == seq) {
         node->lock_until = 0;
         node->lock_seq = 0;
+        zone->sh->locks--;
     }
 
     if (!fr->cacheable) {
@@ -909,6 +1015,8 @@ ngx_http_edge_orch_cache_store(ngx_http_edge_orch_zone_t *zone,
     if (body->len + tags->len > zone->max_fragment
         || tags->len > 65535)
     {
+        /* cannot be shared: nobody should wait for it for a while */
+        node->pass_until = now + NGX_HTTP_EDGE_ORCH_PASS_TIME;
         node->failed = ++zone->sh->seq;
         node->fail_reason = NGX_HTTP_EDGE_ORCH_REASON_NONE;
         rc = NGX_ABORT;
@@ -924,6 +1032,7 @@ ngx_http_edge_orch_cache_store(ngx_http_edge_orch_zone_t *zone,
     p = ngx_http_edge_orch_alloc(zone, body->len + tags->len, node, now);
 
     if (p == NULL) {
+        node->pass_until = now + NGX_HTTP_EDGE_ORCH_PASS_TIME;
         node->failed = ++zone->sh->seq;
         node->fail_reason = NGX_HTTP_EDGE_ORCH_REASON_NONE;
         rc = NGX_ABORT;
@@ -969,6 +1078,10 @@ ngx_http_edge_orch_cache_fail(ngx_http_edge_orch_zone_t *zone,
     node = ngx_http_edge_orch_node_find(zone, key);
 
     if (node != NULL && node->lock_seq == seq) {
+        if (node->lock_seq) {
+            zone->sh->locks--;
+        }
+
         node->lock_until = 0;
         node->lock_seq = 0;
         node->failed = ++zone->sh->seq;
@@ -977,6 +1090,32 @@ ngx_http_edge_orch_cache_fail(ngx_http_edge_orch_zone_t *zone,
         /* with a stale body to serve, do not hammer a failing upstream */
         node->retry_after = ngx_http_edge_orch_now()
                             + NGX_HTTP_EDGE_ORCH_RETRY_TIME;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+void
+ngx_http_edge_orch_cache_release(ngx_http_edge_orch_zone_t *zone,
+    ngx_http_edge_orch_ckey_t *key, uint64_t seq)
+{
+    ngx_http_edge_orch_node_t  *node;
+
+    /*
+     * a fetch cancelled by its own request (client gone, a sibling failed,
+     * request terminated): the upstream did nothing wrong, so the key is
+     * not held down; a waiter takes the fetch over on its next look
+     */
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_edge_orch_node_find(zone, key);
+
+    if (node != NULL && node->lock_seq == seq && seq != 0) {
+        zone->sh->locks--;
+        node->lock_until = 0;
+        node->lock_seq = 0;
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -1076,4 +1215,12 @@ void
 ngx_http_edge_orch_stat(ngx_http_edge_orch_zone_t *zone, ngx_uint_t stat)
 {
     (void) ngx_atomic_fetch_add(&zone->sh->stats[stat], 1);
+}
+
+
+void
+ngx_http_edge_orch_stat_add(ngx_http_edge_orch_zone_t *zone,
+    ngx_uint_t stat, ngx_uint_t n)
+{
+    (void) ngx_atomic_fetch_add(&zone->sh->stats[stat], n);
 }

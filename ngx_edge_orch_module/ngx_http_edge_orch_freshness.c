@@ -73,7 +73,10 @@ ngx_http_edge_orch_capture_headers(ngx_http_request_t *r,
         if (h[i].key.len == th->len
             && ngx_strncasecmp(h[i].key.data, th->data, th->len) == 0)
         {
-            if (ngx_http_edge_orch_add_tags(r, fs, &h[i].value, ' ')
+            /* "Cache-Tag" as the tag header is still comma separated */
+
+            if (ngx_http_edge_orch_add_tags(r, fs, &h[i].value,
+                                            ngx_http_edge_orch_tag_sep(th))
                 != NGX_OK)
             {
                 return NGX_ERROR;

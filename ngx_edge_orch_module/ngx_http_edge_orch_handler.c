@@ -43,7 +43,6 @@ static void ngx_http_edge_orch_finish_handler(ngx_http_request_t *r);
 static void ngx_http_edge_orch_finish(ngx_http_request_t *r,
     ngx_http_edge_orch_ctx_t *ctx);
 static void ngx_http_edge_orch_check_client(ngx_http_request_t *r);
-static void ngx_http_edge_orch_cleanup(void *data);
 
 
 /* request headers that never reach a fragment */
@@ -86,7 +85,7 @@ ngx_http_edge_orch_handler(ngx_http_request_t *r)
         return NGX_HTTP_NOT_ALLOWED;
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_edge_orch_module);
+    ctx = ngx_http_edge_orch_find_ctx(r);
     if (ctx != NULL) {
         /* the location was entered again, e.g. after an internal redirect */
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -126,8 +125,30 @@ ngx_http_edge_orch_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_edge_orch_module);
 
+    /* X-Request-Id and the trace context the fragments get */
+
+    if (ngx_http_edge_orch_trace_init(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (ngx_http_edge_orch_routes_begin(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (elcf->bypass.len && ngx_http_edge_orch_routes_static(r) == NGX_OK) {
+
+        /* a static page: no fan-out at all */
+
+        ctx->responded = 1;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "edge_orch bypass to \"%V\"", &elcf->bypass);
+
+        if (elcf->bypass.data[0] == '@') {
+            return ngx_http_named_location(r, &elcf->bypass);
+        }
+
+        return ngx_http_internal_redirect(r, &elcf->bypass, &r->args);
     }
 
     if (elcf->tags != NULL) {
@@ -199,6 +220,7 @@ ngx_http_edge_orch_start_fragment(ngx_http_request_t *r,
     ngx_http_edge_orch_fragment_conf_t  *fc;
 
     fc = fs->conf;
+    fs->start = ngx_http_edge_orch_usec();
 
     fs->timer.handler = ngx_http_edge_orch_timeout_handler;
     fs->timer.data = fs;
@@ -301,6 +323,7 @@ ngx_http_edge_orch_make_key(ngx_http_request_t *r,
     p = ngx_cpymem(p, val.data, val.len);
 
     fs->ckey.key.len = p - fs->ckey.key.data;
+    fs->ckey.page_tags = fs->ctx->page_tags;
 
     ngx_http_edge_orch_cache_key(&fs->ckey);
 
@@ -350,6 +373,7 @@ ngx_http_edge_orch_apply_lookup(ngx_http_request_t *r,
 
         fs->refresh = 1;
         fs->lock_seq = lk->seq;
+        fs->fetch_seq = lk->seq;
         ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_REFRESHES);
 
         if (!fs->timer.timer_set) {
@@ -363,6 +387,7 @@ ngx_http_edge_orch_apply_lookup(ngx_http_request_t *r,
         if (lk->fail_reason == NGX_HTTP_EDGE_ORCH_REASON_NONE) {
             /* the result could not be shared (private, too big) */
             fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_PASS;
+            fs->fetch_seq = lk->seq;
             ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_PASSES);
             return ngx_http_edge_orch_launch(r, fs);
         }
@@ -372,6 +397,7 @@ ngx_http_edge_orch_apply_lookup(ngx_http_request_t *r,
         fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_COLLAPSED;
         fs->sie_body = lk->body;
         fs->sie_tags = lk->tags;
+        fs->ttl = lk->ttl;
         ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_COLLAPSED);
         ngx_http_edge_orch_resolve(fs, lk->fail_reason);
         return NGX_OK;
@@ -381,6 +407,9 @@ ngx_http_edge_orch_apply_lookup(ngx_http_request_t *r,
         fs->waiting = 1;
         fs->wait_seq = lk->wait_seq;
         fs->poll_delay = 1;
+
+        /* answered by another request's fetch, unless it takes over */
+        fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_COLLAPSED;
 
         fs->poll.handler = ngx_http_edge_orch_poll_handler;
         fs->poll.data = fs;
@@ -395,8 +424,10 @@ ngx_http_edge_orch_apply_lookup(ngx_http_request_t *r,
 
         fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_MISS;
         fs->lock_seq = lk->seq;
+        fs->fetch_seq = lk->seq;
         fs->sie_body = lk->sie_body;
         fs->sie_tags = lk->sie_tags;
+        fs->ttl = lk->ttl;
         ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_MISSES);
 
         return ngx_http_edge_orch_launch(r, fs);
@@ -404,6 +435,7 @@ ngx_http_edge_orch_apply_lookup(ngx_http_request_t *r,
     default: /* NGX_HTTP_EDGE_ORCH_LOOKUP_PASS */
 
         fs->cache = NGX_HTTP_EDGE_ORCH_CACHE_PASS;
+        fs->fetch_seq = lk->seq;
         ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_PASSES);
 
         return ngx_http_edge_orch_launch(r, fs);
@@ -423,7 +455,10 @@ ngx_http_edge_orch_launch(ngx_http_request_t *r,
 
     if (ctx->sr_headers == NULL) {
         ctx->sr_headers = ngx_http_edge_orch_filter_headers(r);
-        if (ctx->sr_headers == NULL) {
+        if (ctx->sr_headers == NULL
+            || ngx_http_edge_orch_trace_headers(r, ctx, ctx->sr_headers)
+               != NGX_OK)
+        {
             return NGX_ERROR;
         }
     }
@@ -453,6 +488,13 @@ ngx_http_edge_orch_launch(ngx_http_request_t *r,
 
     sr->request_body = rb;
     sr->headers_in.headers = *ctx->sr_headers;
+
+    /* with a trace, a list of its own with this fragment's traceparent */
+
+    if (ngx_http_edge_orch_trace_fragment(r, fs, sr) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     sr->headers_in.content_length = NULL;
     sr->headers_in.content_length_n = -1;
     sr->headers_in.content_type = NULL;
@@ -629,24 +671,11 @@ ngx_http_edge_orch_fetch_done(ngx_http_edge_orch_frag_t *fs,
             body.data = fs->body;
             body.len = fs->len;
 
-            /* what a purge of the page's own tags must reach as well */
+            /* stamped with the fetch's start: a purge during it wins */
 
-            if (fs->ctx->page_tags.len) {
-                if (ngx_http_edge_orch_tags_append(fs->ctx->request->pool,
-                                          &fs->resp_tags,
-                                          fs->ctx->page_tags.data,
-                                          fs->ctx->page_tags.len, ' ',
-                                          NGX_HTTP_EDGE_ORCH_MAX_TAG,
-                                          2 * NGX_HTTP_EDGE_ORCH_MAX_TAGS,
-                                          &fs->ntags, &fs->tags_dropped)
-                    != NGX_OK)
-                {
-                    fs->resp_tags.len = 0;
-                }
-            }
-
-            rc = ngx_http_edge_orch_cache_store(zone, &fs->ckey, fs->lock_seq,
-                                                &body, &fs->resp_tags, &fr);
+            rc = ngx_http_edge_orch_cache_store(zone, &fs->ckey,
+                                                fs->fetch_seq, &body,
+                                                &fs->resp_tags, &fr);
             if (rc == NGX_OK) {
                 fs->stored = 1;
                 ngx_http_edge_orch_stat(zone, NGX_HTTP_EDGE_ORCH_STAT_STORES);
@@ -675,6 +704,8 @@ ngx_http_edge_orch_fetch_done(ngx_http_edge_orch_frag_t *fs,
     }
 
     if (fs->refresh) {
+        /* the request was answered from stale: count the refresh's error */
+        ngx_http_edge_orch_stats_error(fs, reason);
         return;
     }
 
@@ -747,7 +778,7 @@ ngx_http_edge_orch_filter_headers(ngx_http_request_t *r)
             }
         }
 
-        if (d->len) {
+        if (d->len || ngx_http_edge_orch_trace_skip(&h[i])) {
             continue;
         }
 
@@ -927,6 +958,7 @@ ngx_http_edge_orch_resolve(ngx_http_edge_orch_frag_t *fs,
 
     fs->resolved = 1;
     fs->reason = reason;
+    fs->end = ngx_http_edge_orch_usec();
 
     ctx = fs->ctx;
     fc = fs->conf;
@@ -1061,9 +1093,9 @@ ngx_http_edge_orch_abort_fragment(ngx_http_edge_orch_frag_t *fs)
     ngx_http_cleanup_pt   handler;
 
     if (fs->lock_seq) {
-        ngx_http_edge_orch_cache_fail(fs->ctx->conf->zone, &fs->ckey,
-                                      fs->lock_seq,
-                                      NGX_HTTP_EDGE_ORCH_REASON_ERROR);
+        /* cancelled, not failed: waiters fetch, nothing is held down */
+        ngx_http_edge_orch_cache_release(fs->ctx->conf->zone, &fs->ckey,
+                                         fs->lock_seq);
         fs->lock_seq = 0;
         ngx_http_edge_orch_wake_waiters(fs);
     }
@@ -1230,7 +1262,7 @@ closed:
 }
 
 
-static void
+void
 ngx_http_edge_orch_cleanup(void *data)
 {
     ngx_http_edge_orch_ctx_t *ctx = data;
@@ -1250,11 +1282,13 @@ ngx_http_edge_orch_cleanup(void *data)
         ngx_http_edge_orch_stop_waiting(fs);
 
         if (fs->lock_seq) {
-            ngx_http_edge_orch_cache_fail(ctx->conf->zone, &fs->ckey,
-                                          fs->lock_seq,
-                                          NGX_HTTP_EDGE_ORCH_REASON_ERROR);
+            ngx_http_edge_orch_cache_release(ctx->conf->zone, &fs->ckey,
+                                             fs->lock_seq);
             fs->lock_seq = 0;
             ngx_http_edge_orch_wake_waiters(fs);
         }
     }
+
+    /* a request that ends without an answer (client closed, error) */
+    ngx_http_edge_orch_stats_request(ctx, 0);
 }

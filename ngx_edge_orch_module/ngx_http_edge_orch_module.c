@@ -26,6 +26,8 @@ static char *ngx_http_edge_orch_fragment(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_edge_orch_outcome_header(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_edge_orch_bypass(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_edge_orch_fallback(ngx_conf_t *cf,
     ngx_http_edge_orch_loc_conf_t *elcf, ngx_str_t *value,
     ngx_str_t *fallback);
@@ -111,11 +113,46 @@ static ngx_command_t  ngx_http_edge_orch_commands[] = {
       offsetof(ngx_http_edge_orch_loc_conf_t, expose_tags),
       NULL },
 
+    { ngx_string("edge_orch_bypass"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_edge_orch_bypass,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("edge_orch_pass"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_edge_orch_pass_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("edge_orch_purge"),
       NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_edge_orch_purge,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("edge_orch_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_edge_orch_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("edge_orch_server_timing"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_edge_orch_loc_conf_t, server_timing),
+      NULL },
+
+    { ngx_string("edge_orch_trace"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_edge_orch_loc_conf_t, trace),
       NULL },
 
     { ngx_string("edge_orch_outcome_header"),
@@ -225,7 +262,20 @@ ngx_http_edge_orch_postconfiguration(ngx_conf_t *cf)
 {
     ngx_http_edge_orch_main_conf_t  *emcf;
 
+    static ngx_str_t  request_id = ngx_string("request_id");
+
     emcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_edge_orch_module);
+
+    emcf->request_id_index = ngx_http_get_variable_index(cf, &request_id);
+    if (emcf->request_id_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    /* before the routes, which count into it */
+
+    if (ngx_http_edge_orch_stats_init_conf(cf, emcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_http_edge_orch_routes_init_conf(cf, emcf) != NGX_OK) {
         return NGX_ERROR;
@@ -284,6 +334,8 @@ ngx_http_edge_orch_create_loc_conf(ngx_conf_t *cf)
     elcf->max_fragment_size = NGX_CONF_UNSET_SIZE;
     elcf->tags = NGX_CONF_UNSET_PTR;
     elcf->expose_tags = NGX_CONF_UNSET;
+    elcf->server_timing = NGX_CONF_UNSET;
+    elcf->trace = NGX_CONF_UNSET;
 
     return elcf;
 }
@@ -340,6 +392,8 @@ ngx_http_edge_orch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     conf->tags_max = NGX_HTTP_EDGE_ORCH_MAX_TAGS;
     ngx_conf_merge_ptr_value(conf->tags, prev->tags, NULL);
     ngx_conf_merge_value(conf->expose_tags, prev->expose_tags, 1);
+    ngx_conf_merge_value(conf->server_timing, prev->server_timing, 0);
+    ngx_conf_merge_value(conf->trace, prev->trace, 0);
 
     if (ngx_http_edge_orch_purge_merge(cf, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
@@ -380,6 +434,12 @@ ngx_http_edge_orch_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         if (fc[i].timeout == NGX_CONF_UNSET_MSEC) {
             fc[i].timeout = conf->timeout;
         }
+    }
+
+    /* the stats zone's init gives each fragment its counter slot */
+
+    if (ngx_http_edge_orch_stats_add_location(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
@@ -673,6 +733,10 @@ ngx_http_edge_orch_fragment(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_edge_orch_stats_add_name(cf, &fc->name) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 
 invalid_name:
@@ -824,6 +888,34 @@ ngx_http_edge_orch_outcome_header(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     elcf->outcome_header = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_edge_orch_bypass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_edge_orch_loc_conf_t *elcf = conf;
+
+    ngx_str_t  *value;
+
+    if (elcf->bypass.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len < 2 || (value[1].data[0] != '@'
+                             && value[1].data[0] != '/'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"edge_orch_bypass\" needs a named location "
+                           "(@static) or a uri, got \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    elcf->bypass = value[1];
 
     return NGX_CONF_OK;
 }

@@ -37,8 +37,54 @@ enum {
     NGX_HTTP_EDGE_ORCH_STAT_FETCH_ERRORS,
     NGX_HTTP_EDGE_ORCH_STAT_PURGES_HARD,
     NGX_HTTP_EDGE_ORCH_STAT_PURGES_SOFT,
+    NGX_HTTP_EDGE_ORCH_STAT_PURGED_TAGS,
     NGX_HTTP_EDGE_ORCH_NSTATS
 };
+
+
+/* global counters in the stats zone (ngx_http_edge_orch_stats.c) */
+enum {
+    NGX_HTTP_EDGE_ORCH_G_REQUESTS = 0,
+    NGX_HTTP_EDGE_ORCH_G_FAILED,             /* answered 502/504 */
+    NGX_HTTP_EDGE_ORCH_G_ABORTED,            /* ended without an answer */
+    NGX_HTTP_EDGE_ORCH_G_ROUTE_LOOKUPS,
+    NGX_HTTP_EDGE_ORCH_G_NO_ROUTE,
+    NGX_HTTP_EDGE_ORCH_G_LKG,                /* gauge: workers */
+    NGX_HTTP_EDGE_ORCH_G_TRACE_INVALID,
+    NGX_HTTP_EDGE_ORCH_G_TRACE_STARTED,
+    NGX_HTTP_EDGE_ORCH_NG
+};
+
+
+/* why a fragment failed, as counted: "status" split by class */
+enum {
+    NGX_HTTP_EDGE_ORCH_E_TIMEOUT = 0,
+    NGX_HTTP_EDGE_ORCH_E_STATUS_5XX,
+    NGX_HTTP_EDGE_ORCH_E_STATUS_4XX,
+    NGX_HTTP_EDGE_ORCH_E_STATUS_OTHER,
+    NGX_HTTP_EDGE_ORCH_E_ERROR,
+    NGX_HTTP_EDGE_ORCH_E_INVALID,
+    NGX_HTTP_EDGE_ORCH_E_TOO_BIG,
+    NGX_HTTP_EDGE_ORCH_E_ENCODING,
+    NGX_HTTP_EDGE_ORCH_E_NO_ROUTE,
+    NGX_HTTP_EDGE_ORCH_NE
+};
+
+
+/* duration histogram: upper bounds in microseconds, then +Inf */
+#define NGX_HTTP_EDGE_ORCH_NBUCKETS          12
+
+/* per fragment name counters: offsets into fstats_t.c[] */
+#define NGX_HTTP_EDGE_ORCH_F_REQUESTS        0
+#define NGX_HTTP_EDGE_ORCH_F_OUTCOME         1      /* + outcome_e, 6 */
+#define NGX_HTTP_EDGE_ORCH_F_ERROR           7      /* + E_*, 9 */
+#define NGX_HTTP_EDGE_ORCH_F_CACHE           16     /* + cache_status - 1 */
+#define NGX_HTTP_EDGE_ORCH_F_STALE_SWR       21
+#define NGX_HTTP_EDGE_ORCH_F_STALE_SIE       22
+#define NGX_HTTP_EDGE_ORCH_F_BUCKET          23     /* + bucket, 12 */
+#define NGX_HTTP_EDGE_ORCH_F_DURATION_SUM    35     /* microseconds */
+#define NGX_HTTP_EDGE_ORCH_F_DURATION_COUNT  36
+#define NGX_HTTP_EDGE_ORCH_NF                37
 
 
 /* how a fragment ended up in the response */
@@ -90,6 +136,7 @@ typedef enum {
 
 
 typedef struct ngx_http_edge_orch_routes_s  ngx_http_edge_orch_routes_t;
+typedef struct ngx_http_edge_orch_stats_s   ngx_http_edge_orch_stats_t;
 typedef struct ngx_http_edge_orch_jwt_conf_s  ngx_http_edge_orch_jwt_conf_t;
 
 
@@ -103,8 +150,29 @@ enum {
     NGX_HTTP_EDGE_ORCH_JWT_CMD_AUDIENCE,
     NGX_HTTP_EDGE_ORCH_JWT_CMD_CLAIM_HEADER
 };
+
+
+/* one fragment name's counters in the stats zone */
+typedef struct {
+    ngx_atomic_t                   name_len;     /* 0: free slot */
+    u_char                         name[NGX_HTTP_EDGE_ORCH_MAX_NAME];
+    ngx_atomic_t                   c[NGX_HTTP_EDGE_ORCH_NF];
+} ngx_http_edge_orch_fstats_t;
+
+
+/* what the status page shows of the routing table (one worker's view) */
+typedef struct {
+    ngx_uint_t                     configured;
+    ngx_uint_t                     loaded;
+    uint64_t                       generation;
+    time_t                         updated_at;   /* 0: unknown */
+} ngx_http_edge_orch_routes_info_t;
+
+
 typedef struct ngx_http_edge_orch_purge_conf_s
     ngx_http_edge_orch_purge_conf_t;
+typedef struct ngx_http_edge_orch_pass_conf_s
+    ngx_http_edge_orch_pass_conf_t;
 
 
 typedef struct {
@@ -122,6 +190,7 @@ typedef struct {
 
     ngx_uint_t                     entries;
     ngx_uint_t                     tag_count;
+    ngx_uint_t                     locks;        /* nodes with lock_seq */
 
     ngx_atomic_t                   stats[NGX_HTTP_EDGE_ORCH_NSTATS];
 } ngx_http_edge_orch_sh_t;
@@ -184,6 +253,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                      key;
     ngx_rbtree_key_t               hash;
+    ngx_str_t                      page_tags;    /* checked, not stored */
 } ngx_http_edge_orch_ckey_t;
 
 
@@ -224,6 +294,8 @@ typedef struct {
     /* per worker: rate limit of failure log lines */
     ngx_msec_t                     log_next;
     ngx_uint_t                     log_suppressed;
+
+    ngx_http_edge_orch_fstats_t   *stats;         /* slot in stats zone */
 } ngx_http_edge_orch_fragment_conf_t;
 
 
@@ -233,6 +305,9 @@ typedef struct {
     ngx_http_edge_orch_routes_t   *routes;
     u_char                        *routes_file;
     ngx_uint_t                     routes_line;
+    ngx_http_edge_orch_stats_t    *stats;
+    ngx_int_t                      request_id_index;
+    ngx_uint_t                     status;        /* edge_orch_status used */
 } ngx_http_edge_orch_main_conf_t;
 
 
@@ -252,6 +327,10 @@ typedef struct {
     ngx_http_complex_value_t      *tags;          /* edge_orch_tags */
     ngx_flag_t                     expose_tags;
     ngx_http_edge_orch_purge_conf_t  *purge;
+    ngx_http_edge_orch_pass_conf_t   *pass;
+    ngx_str_t                      bypass;        /* edge_orch_bypass */
+    ngx_flag_t                     server_timing;
+    ngx_flag_t                     trace;
     ngx_http_edge_orch_jwt_conf_t *jwt;           /* edge_orch_jwt* */
     u_char                        *conf_file;
     ngx_uint_t                     conf_line;
@@ -287,6 +366,7 @@ typedef struct {
     ngx_http_edge_orch_ckey_t            ckey;
     ngx_http_edge_orch_cache_status_e    cache;
     uint64_t                             lock_seq;    /* fetch lock held */
+    uint64_t                             fetch_seq;   /* zone seq at start */
     uint64_t                             wait_seq;
     int64_t                              ttl;         /* ms left, for hits */
     ngx_event_t                          poll;
@@ -314,6 +394,11 @@ typedef struct {
     unsigned                             last:1;      /* saw last buffer */
     unsigned                             too_big:1;
     unsigned                             encoded:1;
+
+    /* observability: monotonic microseconds, child span id */
+    uint64_t                             start;
+    uint64_t                             end;
+    u_char                               span_id[16];
 } ngx_http_edge_orch_frag_t;
 
 
@@ -334,9 +419,18 @@ struct ngx_http_edge_orch_ctx_s {
 
     ngx_list_t                          *sr_headers;  /* filtered headers */
     ngx_str_t                            page_tags;   /* edge_orch_tags */
+    ngx_str_t                            payload;     /* pass mode */
 
     unsigned                             waiting:1;
     unsigned                             responded:1;
+
+    /* observability */
+    ngx_str_t                            request_id;
+    u_char                               trace_id[32];
+    u_char                               trace_flags[2];
+    unsigned                             trace:1;      /* trace_id set */
+    unsigned                             trace_in:1;   /* the client's */
+    unsigned                             counted:1;    /* in the stats */
 };
 
 
@@ -361,6 +455,7 @@ ngx_int_t ngx_http_edge_orch_routes_begin(ngx_http_request_t *r,
 ngx_int_t ngx_http_edge_orch_routes_lookup(ngx_http_request_t *r,
     ngx_http_edge_orch_ctx_t *ctx, ngx_str_t *service, ngx_str_t *upstream);
 uint64_t ngx_http_edge_orch_routes_generation(ngx_http_request_t *r);
+ngx_int_t ngx_http_edge_orch_routes_static(ngx_http_request_t *r);
 
 /* handler.c */
 ngx_int_t ngx_http_edge_orch_handler(ngx_http_request_t *r);
@@ -370,6 +465,7 @@ ngx_http_edge_orch_frag_t *ngx_http_edge_orch_fragment_of(
     ngx_http_request_t *r);
 ngx_int_t ngx_http_edge_orch_fragment_failed(ngx_http_edge_orch_frag_t *fs,
     ngx_http_edge_orch_reason_e reason);
+void ngx_http_edge_orch_cleanup(void *data);
 
 /* freshness.c */
 void ngx_http_edge_orch_freshness(ngx_http_edge_orch_frag_t *fs,
@@ -390,6 +486,15 @@ u_char *ngx_http_edge_orch_outcome_string(ngx_http_edge_orch_ctx_t *ctx,
 const char *ngx_http_edge_orch_reason_name(ngx_http_edge_orch_reason_e r);
 u_char *ngx_http_edge_orch_cache_status(ngx_http_edge_orch_ctx_t *ctx,
     ngx_pool_t *pool, size_t *len, ngx_uint_t rfc);
+ngx_int_t ngx_http_edge_orch_document(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx, ngx_chain_t **chain, off_t *length);
+
+/* pass.c */
+char *ngx_http_edge_orch_pass_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_edge_orch_pass(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx, ngx_chain_t *doc, off_t len);
+ngx_http_edge_orch_ctx_t *ngx_http_edge_orch_find_ctx(ngx_http_request_t *r);
 
 /* cache.c */
 char *ngx_http_edge_orch_zone(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -406,10 +511,14 @@ ngx_int_t ngx_http_edge_orch_cache_store(ngx_http_edge_orch_zone_t *zone,
     ngx_str_t *tags, ngx_http_edge_orch_freshness_t *fr);
 void ngx_http_edge_orch_cache_fail(ngx_http_edge_orch_zone_t *zone,
     ngx_http_edge_orch_ckey_t *key, uint64_t seq, ngx_uint_t reason);
+void ngx_http_edge_orch_cache_release(ngx_http_edge_orch_zone_t *zone,
+    ngx_http_edge_orch_ckey_t *key, uint64_t seq);
 ngx_int_t ngx_http_edge_orch_cache_purge(ngx_http_edge_orch_zone_t *zone,
     ngx_array_t *tags, ngx_uint_t soft, uint64_t *gen);
 void ngx_http_edge_orch_stat(ngx_http_edge_orch_zone_t *zone,
     ngx_uint_t stat);
+void ngx_http_edge_orch_stat_add(ngx_http_edge_orch_zone_t *zone,
+    ngx_uint_t stat, ngx_uint_t n);
 
 /* purge.c */
 char *ngx_http_edge_orch_purge(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -424,9 +533,56 @@ ngx_int_t ngx_http_edge_orch_tags_append(ngx_pool_t *pool, ngx_str_t *dst,
     ngx_uint_t *ntags, ngx_uint_t *dropped);
 ngx_int_t ngx_http_edge_orch_tags_header(ngx_http_request_t *r,
     ngx_http_edge_orch_ctx_t *ctx);
+u_char ngx_http_edge_orch_tag_sep(ngx_str_t *header);
 
 /* variables.c */
 ngx_int_t ngx_http_edge_orch_add_variables(ngx_conf_t *cf);
+
+/* stats.c */
+ngx_int_t ngx_http_edge_orch_stats_add_name(ngx_conf_t *cf,
+    ngx_str_t *name);
+ngx_int_t ngx_http_edge_orch_stats_add_location(ngx_conf_t *cf,
+    ngx_http_edge_orch_loc_conf_t *elcf);
+ngx_int_t ngx_http_edge_orch_stats_init_conf(ngx_conf_t *cf,
+    ngx_http_edge_orch_main_conf_t *emcf);
+void ngx_http_edge_orch_stats_global(ngx_http_edge_orch_stats_t *stats,
+    ngx_uint_t counter, ngx_atomic_int_t n);
+ngx_atomic_uint_t ngx_http_edge_orch_stats_global_value(
+    ngx_http_edge_orch_stats_t *stats, ngx_uint_t counter);
+void ngx_http_edge_orch_stats_request(ngx_http_edge_orch_ctx_t *ctx,
+    ngx_uint_t answered);
+void ngx_http_edge_orch_stats_error(ngx_http_edge_orch_frag_t *fs,
+    ngx_http_edge_orch_reason_e reason);
+ngx_uint_t ngx_http_edge_orch_stats_names(ngx_http_edge_orch_stats_t *stats,
+    ngx_str_t **names, ngx_http_edge_orch_fstats_t ***slots);
+extern const uint64_t  ngx_http_edge_orch_buckets[];
+extern const char     *ngx_http_edge_orch_error_names[];
+extern const char     *ngx_http_edge_orch_outcome_names[];
+extern const char     *ngx_http_edge_orch_cache_names[];
+
+/* status.c */
+char *ngx_http_edge_orch_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* trace.c */
+uint64_t ngx_http_edge_orch_usec(void);
+ngx_table_elt_t *ngx_http_edge_orch_header_next(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_list_part_t **part, ngx_uint_t *i);
+ngx_int_t ngx_http_edge_orch_trace_init(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx);
+ngx_uint_t ngx_http_edge_orch_trace_skip(ngx_table_elt_t *h);
+ngx_int_t ngx_http_edge_orch_trace_headers(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx, ngx_list_t *headers);
+ngx_int_t ngx_http_edge_orch_trace_fragment(ngx_http_request_t *r,
+    ngx_http_edge_orch_frag_t *fs, ngx_http_request_t *sr);
+ngx_int_t ngx_http_edge_orch_trace_response(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx);
+ngx_int_t ngx_http_edge_orch_add_header(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_str_t *value);
+
+/* routes.c (observability) */
+void ngx_http_edge_orch_routes_info(ngx_http_request_t *r,
+    ngx_http_edge_orch_routes_info_t *info);
 
 /* jwt.c */
 char *ngx_http_edge_orch_jwt_directive(ngx_conf_t *cf, ngx_command_t *cmd,

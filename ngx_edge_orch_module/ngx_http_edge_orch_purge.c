@@ -298,6 +298,8 @@ ngx_http_edge_orch_purge_run(ngx_http_request_t *r)
 
     ngx_http_edge_orch_stat(pc->zone, soft ? NGX_HTTP_EDGE_ORCH_STAT_PURGES_SOFT
                                            : NGX_HTTP_EDGE_ORCH_STAT_PURGES_HARD);
+    ngx_http_edge_orch_stat_add(pc->zone, NGX_HTTP_EDGE_ORCH_STAT_PURGED_TAGS,
+                                tags->nelts);
 
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                   "edge_orch: %s purge of %s%ui tags in zone \"%V\", "
@@ -467,7 +469,7 @@ ngx_http_edge_orch_purge_header_tags(ngx_http_request_t *r,
             && ngx_strncasecmp(h[i].key.data, elcf->tag_header.data,
                                elcf->tag_header.len) == 0)
         {
-            sep = ' ';
+            sep = ngx_http_edge_orch_tag_sep(&elcf->tag_header);
 
         } else if (h[i].key.len == sizeof("Cache-Tag") - 1
                    && ngx_strncasecmp(h[i].key.data, (u_char *) "Cache-Tag",

@@ -48,15 +48,35 @@ typedef struct {
 } ngx_http_edge_orch_pattern_t;
 
 
+#define NGX_HTTP_EDGE_ORCH_BYPASS_SLOTS  1024
+#define NGX_HTTP_EDGE_ORCH_BYPASS_URI    120
+
+
+/* one cached bypass decision: per path and table generation */
+typedef struct {
+    uint32_t                       hash;
+    uint16_t                       len;
+    u_char                         decision;   /* 0 none, 1 static, 2 not */
+    u_char                         uri[NGX_HTTP_EDGE_ORCH_BYPASS_URI];
+} ngx_http_edge_orch_bypass_slot_t;
+
+
 typedef struct {
     ngx_pool_t                    *pool;
     size_t                         txnid;
     uint64_t                       generation;
+    time_t                         updated_at;  /* meta, 0: unknown */
     ngx_str_t                      default_group;
     ngx_array_t                    routes;      /* kv_t, sorted as LMDB */
     ngx_array_t                    groups;      /* kv_t, sorted as LMDB */
     ngx_array_t                    rpatterns;   /* pattern_t, in order */
     ngx_array_t                    devices;     /* pattern_t, in order */
+
+    /* static routes: requests that skip orchestration */
+    ngx_array_t                    static_exact;     /* ngx_str_t, sorted */
+    ngx_array_t                    static_prefix;    /* longest first */
+    ngx_array_t                    static_patterns;  /* pattern_t */
+    ngx_http_edge_orch_bypass_slot_t  *bypass;       /* decision cache */
 } ngx_http_edge_orch_snapshot_t;
 
 
@@ -79,6 +99,8 @@ struct ngx_http_edge_orch_routes_s {
     MDB_env                       *env;
     MDB_txn                       *txn;
     MDB_dbi                        dbi[NGX_HTTP_EDGE_ORCH_DB_N];
+    MDB_dbi                        static_dbi;
+    ngx_uint_t                     has_static;  /* older tables have none */
     ngx_fd_t                       fd;
     ngx_file_uniq_t                uniq;
 
@@ -90,6 +112,9 @@ struct ngx_http_edge_orch_routes_s {
     ngx_http_edge_orch_table_state_e  state;
 
     ngx_http_edge_orch_snapshot_t *snap;
+
+    ngx_http_edge_orch_stats_t    *stats;
+    ngx_uint_t                     lkg;         /* counted as serving LKG */
 };
 
 
@@ -110,6 +135,12 @@ static ngx_int_t ngx_http_edge_orch_load_patterns(
     MDB_dbi dbi, ngx_array_t *a, const char *what);
 static ngx_int_t ngx_http_edge_orch_load_meta(
     ngx_http_edge_orch_routes_t *rt, ngx_http_edge_orch_snapshot_t *snap);
+static ngx_int_t ngx_http_edge_orch_load_static(
+    ngx_http_edge_orch_routes_t *rt, ngx_http_edge_orch_snapshot_t *snap);
+static ngx_int_t ngx_http_edge_orch_str_cmp(const void *one,
+    const void *two);
+static ngx_int_t ngx_http_edge_orch_len_cmp(const void *one,
+    const void *two);
 static void ngx_http_edge_orch_routes_problem(ngx_http_edge_orch_routes_t *rt,
     ngx_http_edge_orch_table_state_e state, ngx_err_t err, const char *fmt,
     ...);
@@ -121,6 +152,9 @@ static ngx_int_t ngx_http_edge_orch_name_ok(u_char *p, size_t len,
     ngx_uint_t star);
 static ngx_int_t ngx_http_edge_orch_known_upstream(ngx_cycle_t *cycle,
     ngx_str_t *name);
+static ngx_http_edge_orch_snapshot_t *ngx_http_edge_orch_routes_current(
+    ngx_http_request_t *r);
+static void ngx_http_edge_orch_routes_lkg(ngx_http_edge_orch_routes_t *rt);
 static ngx_int_t ngx_http_edge_orch_eval_name(ngx_http_request_t *r,
     ngx_http_complex_value_t *cv, ngx_str_t *value);
 static void ngx_http_edge_orch_pool_str(ngx_http_request_t *r,
@@ -163,6 +197,7 @@ ngx_http_edge_orch_routes_init_conf(ngx_conf_t *cf,
 
     ngx_sprintf(rt->data_file, "%V/data.mdb%Z", &rt->path);
 
+    rt->stats = emcf->stats;
     emcf->routes = rt;
 
     /*
@@ -221,6 +256,9 @@ ngx_http_edge_orch_routes_exit_process(ngx_http_edge_orch_main_conf_t *emcf)
         ngx_destroy_pool(rt->snap->pool);
         rt->snap = NULL;
     }
+
+    /* this worker no longer serves anything */
+    ngx_http_edge_orch_routes_lkg(rt);
 }
 
 
@@ -368,6 +406,8 @@ again:
     rt->snap = snap;
     rt->bad_txnid = 0;
 
+    ngx_http_edge_orch_routes_lkg(rt);
+
     return NGX_OK;
 }
 
@@ -453,6 +493,11 @@ ngx_http_edge_orch_routes_open(ngx_http_edge_orch_routes_t *rt)
             return NGX_ERROR;
         }
     }
+
+    /* static routes came later: a table without them has none */
+
+    rc = mdb_dbi_open(txn, "static", 0, &rt->static_dbi);
+    rt->has_static = (rc == MDB_SUCCESS);
 
     /* a committed read-only transaction keeps its database handles */
 
@@ -585,6 +630,12 @@ ngx_http_edge_orch_routes_load(ngx_http_edge_orch_routes_t *rt, size_t txnid)
         || ngx_array_init(&snap->rpatterns, pool, 4,
                           sizeof(ngx_http_edge_orch_pattern_t)) != NGX_OK
         || ngx_array_init(&snap->devices, pool, 4,
+                          sizeof(ngx_http_edge_orch_pattern_t)) != NGX_OK
+        || ngx_array_init(&snap->static_exact, pool, 4,
+                          sizeof(ngx_str_t)) != NGX_OK
+        || ngx_array_init(&snap->static_prefix, pool, 4,
+                          sizeof(ngx_str_t)) != NGX_OK
+        || ngx_array_init(&snap->static_patterns, pool, 4,
                           sizeof(ngx_http_edge_orch_pattern_t)) != NGX_OK)
     {
         goto failed;
@@ -623,6 +674,10 @@ ngx_http_edge_orch_routes_load(ngx_http_edge_orch_routes_t *rt, size_t txnid)
                                    &snap->devices, "device pattern")
         != NGX_OK)
     {
+        goto failed;
+    }
+
+    if (ngx_http_edge_orch_load_static(rt, snap) != NGX_OK) {
         goto failed;
     }
 
@@ -679,6 +734,18 @@ ngx_http_edge_orch_load_meta(ngx_http_edge_orch_routes_t *rt,
     }
 
     snap->generation = (uint64_t) n;
+
+    key.mv_data = "updated_at";
+    key.mv_size = sizeof("updated_at") - 1;
+
+    rc = mdb_get(rt->txn, rt->dbi[NGX_HTTP_EDGE_ORCH_DB_META], &key, &val);
+
+    /* shown on the status page only: a bad value is just unknown */
+
+    n = (rc == MDB_SUCCESS && val.mv_size <= 18)
+        ? ngx_atoi(val.mv_data, val.mv_size) : NGX_ERROR;
+
+    snap->updated_at = (n == NGX_ERROR) ? 0 : (time_t) n;
 
     key.mv_data = "default_group";
     key.mv_size = sizeof("default_group") - 1;
@@ -930,6 +997,271 @@ ngx_http_edge_orch_load_patterns(ngx_http_edge_orch_routes_t *rt,
 }
 
 
+static ngx_int_t
+ngx_http_edge_orch_load_static(ngx_http_edge_orch_routes_t *rt,
+    ngx_http_edge_orch_snapshot_t *snap)
+{
+    int                            rc;
+    u_char                        *p, *nl, *v, errstr[NGX_MAX_CONF_ERRSTR];
+    size_t                         n, vlen;
+    MDB_val                        key, val;
+    ngx_str_t                     *s;
+    ngx_uint_t                     skipped;
+    MDB_cursor                    *cur;
+    ngx_regex_compile_t            rgc;
+    ngx_http_edge_orch_pattern_t  *pat;
+
+    if (!rt->has_static) {
+        return NGX_OK;
+    }
+
+    rc = mdb_cursor_open(rt->txn, rt->static_dbi, &cur);
+    if (rc != MDB_SUCCESS) {
+        ngx_http_edge_orch_routes_problem(rt,
+                                 NGX_HTTP_EDGE_ORCH_TABLE_CORRUPT, 0,
+                                 "mdb_cursor_open() failed: %s",
+                                 mdb_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    skipped = 0;
+
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+         rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+    {
+        /* KIND "\n" VALUE */
+
+        p = val.mv_data;
+        nl = ngx_strlchr(p, p + val.mv_size, '\n');
+
+        if (nl == NULL || val.mv_size > 2048
+            || (size_t) (nl - p) + 1 >= val.mv_size)
+        {
+            skipped++;
+            continue;
+        }
+
+        n = nl - p;
+        vlen = val.mv_size - n - 1;
+
+        v = ngx_pnalloc(snap->pool, vlen);
+        if (v == NULL) {
+            mdb_cursor_close(cur);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(v, nl + 1, vlen);
+
+        if ((n == 5 && ngx_strncmp(p, "exact", 5) == 0)
+            || (n == 6 && ngx_strncmp(p, "prefix", 6) == 0))
+        {
+            if (v[0] != '/') {
+                skipped++;
+                continue;
+            }
+
+            s = ngx_array_push(n == 5 ? &snap->static_exact
+                                      : &snap->static_prefix);
+            if (s == NULL) {
+                mdb_cursor_close(cur);
+                return NGX_ERROR;
+            }
+
+            s->data = v;
+            s->len = vlen;
+            continue;
+        }
+
+        if (n == 7 && ngx_strncmp(p, "pattern", 7) == 0) {
+            ngx_memzero(&rgc, sizeof(ngx_regex_compile_t));
+
+            rgc.pattern.data = v;
+            rgc.pattern.len = vlen;
+            rgc.pool = snap->pool;
+            rgc.err.len = NGX_MAX_CONF_ERRSTR;
+            rgc.err.data = errstr;
+
+            if (ngx_regex_compile(&rgc) != NGX_OK) {
+                ngx_log_error(NGX_LOG_WARN, rt->log, 0,
+                              "edge_orch: static pattern ignored: %V",
+                              &rgc.err);
+                skipped++;
+                continue;
+            }
+
+            pat = ngx_array_push(&snap->static_patterns);
+            if (pat == NULL) {
+                mdb_cursor_close(cur);
+                return NGX_ERROR;
+            }
+
+            pat->regex = rgc.regex;
+            pat->target.data = v;
+            pat->target.len = vlen;
+            continue;
+        }
+
+        skipped++;
+    }
+
+    mdb_cursor_close(cur);
+
+    if (rc != MDB_NOTFOUND) {
+        ngx_http_edge_orch_routes_problem(rt,
+                                 NGX_HTTP_EDGE_ORCH_TABLE_CORRUPT, 0,
+                                 "reading \"%V\" failed: %s, keeping the "
+                                 "previous table", &rt->path,
+                                 mdb_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    if (skipped) {
+        ngx_log_error(NGX_LOG_WARN, rt->log, 0,
+                      "edge_orch: %ui malformed static entries in \"%V\" "
+                      "ignored", skipped, &rt->path);
+    }
+
+    /* exact paths are searched, prefixes tried longest first */
+
+    ngx_sort(snap->static_exact.elts, snap->static_exact.nelts,
+             sizeof(ngx_str_t), ngx_http_edge_orch_str_cmp);
+    ngx_sort(snap->static_prefix.elts, snap->static_prefix.nelts,
+             sizeof(ngx_str_t), ngx_http_edge_orch_len_cmp);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_edge_orch_str_cmp(const void *one, const void *two)
+{
+    const ngx_str_t  *a = one, *b = two;
+
+    return ngx_memn2cmp(a->data, b->data, a->len, b->len);
+}
+
+
+static ngx_int_t
+ngx_http_edge_orch_len_cmp(const void *one, const void *two)
+{
+    const ngx_str_t  *a = one, *b = two;
+
+    return (a->len < b->len) - (a->len > b->len);
+}
+
+
+ngx_int_t
+ngx_http_edge_orch_routes_static(ngx_http_request_t *r)
+{
+    uint32_t                           hash;
+    ngx_int_t                          rc;
+    ngx_str_t                         *s;
+    ngx_uint_t                         lo, hi, mid, i;
+    ngx_http_edge_orch_routes_t       *rt;
+    ngx_http_edge_orch_snapshot_t     *snap;
+    ngx_http_edge_orch_main_conf_t    *emcf;
+    ngx_http_edge_orch_bypass_slot_t  *slot;
+
+    emcf = ngx_http_get_module_main_conf(r, ngx_http_edge_orch_module);
+    rt = emcf->routes;
+
+    if (rt == NULL || rt->snap == NULL) {
+        return NGX_DECLINED;
+    }
+
+    snap = rt->snap;
+
+    if (snap->static_exact.nelts == 0 && snap->static_prefix.nelts == 0
+        && snap->static_patterns.nelts == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* decisions are cached per path and table generation */
+
+    hash = ngx_crc32_short(r->uri.data, r->uri.len);
+    slot = NULL;
+
+    if (r->uri.len <= NGX_HTTP_EDGE_ORCH_BYPASS_URI) {
+
+        if (snap->bypass == NULL) {
+            snap->bypass = ngx_pcalloc(snap->pool,
+                                  NGX_HTTP_EDGE_ORCH_BYPASS_SLOTS
+                                  * sizeof(ngx_http_edge_orch_bypass_slot_t));
+        }
+
+        if (snap->bypass != NULL) {
+            slot = &snap->bypass[hash % NGX_HTTP_EDGE_ORCH_BYPASS_SLOTS];
+
+            if (slot->decision && slot->hash == hash
+                && slot->len == r->uri.len
+                && ngx_memcmp(slot->uri, r->uri.data, r->uri.len) == 0)
+            {
+                return (slot->decision == 1) ? NGX_OK : NGX_DECLINED;
+            }
+        }
+    }
+
+    rc = NGX_DECLINED;
+
+    /* an exact path, else the longest prefix, else the first pattern */
+
+    s = snap->static_exact.elts;
+    lo = 0;
+    hi = snap->static_exact.nelts;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+
+        if (ngx_memn2cmp(s[mid].data, r->uri.data, s[mid].len, r->uri.len)
+            < 0)
+        {
+            lo = mid + 1;
+
+        } else {
+            hi = mid;
+        }
+    }
+
+    if (lo < snap->static_exact.nelts && s[lo].len == r->uri.len
+        && ngx_memcmp(s[lo].data, r->uri.data, r->uri.len) == 0)
+    {
+        rc = NGX_OK;
+        goto done;
+    }
+
+    s = snap->static_prefix.elts;
+
+    for (i = 0; i < snap->static_prefix.nelts; i++) {
+        if (s[i].len <= r->uri.len
+            && ngx_memcmp(s[i].data, r->uri.data, s[i].len) == 0)
+        {
+            rc = NGX_OK;
+            goto done;
+        }
+    }
+
+    if (ngx_http_edge_orch_pattern_match(&snap->static_patterns, &r->uri,
+                                         r->connection->log)
+        != NULL)
+    {
+        rc = NGX_OK;
+    }
+
+done:
+
+    if (slot != NULL) {
+        slot->hash = hash;
+        slot->len = (uint16_t) r->uri.len;
+        slot->decision = (rc == NGX_OK) ? 1 : 2;
+        ngx_memcpy(slot->uri, r->uri.data, r->uri.len);
+    }
+
+    return rc;
+}
+
+
 static void
 ngx_http_edge_orch_routes_problem(ngx_http_edge_orch_routes_t *rt,
     ngx_http_edge_orch_table_state_e state, ngx_err_t err, const char *fmt,
@@ -946,6 +1278,8 @@ ngx_http_edge_orch_routes_problem(ngx_http_edge_orch_routes_t *rt,
     }
 
     rt->state = state;
+
+    ngx_http_edge_orch_routes_lkg(rt);
 
     va_start(args, fmt);
     p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
@@ -964,9 +1298,7 @@ ngx_http_edge_orch_routes_begin(ngx_http_request_t *r,
 {
     size_t                           len;
     ngx_str_t                        ua, *s;
-    ngx_http_edge_orch_routes_t     *rt;
     ngx_http_edge_orch_snapshot_t   *snap;
-    ngx_http_edge_orch_main_conf_t  *emcf;
 
     if (ngx_http_edge_orch_eval_name(r, ctx->conf->region, &ctx->region)
         != NGX_OK)
@@ -984,18 +1316,7 @@ ngx_http_edge_orch_routes_begin(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    emcf = ngx_http_get_module_main_conf(r, ngx_http_edge_orch_module);
-    rt = emcf->routes;
-
-    if (rt == NULL) {
-        return NGX_OK;
-    }
-
-    rt->log = r->connection->log;
-    (void) ngx_http_edge_orch_routes_refresh(rt);
-    rt->log = ngx_cycle->log;
-
-    snap = rt->snap;
+    snap = ngx_http_edge_orch_routes_current(r);
 
     if (snap == NULL) {
         return NGX_OK;
@@ -1056,7 +1377,16 @@ ngx_http_edge_orch_routes_lookup(ngx_http_request_t *r,
     emcf = ngx_http_get_module_main_conf(r, ngx_http_edge_orch_module);
     rt = emcf->routes;
 
-    if (rt == NULL || rt->snap == NULL) {
+    if (rt == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_edge_orch_stats_global(rt->stats,
+                                    NGX_HTTP_EDGE_ORCH_G_ROUTE_LOOKUPS, 1);
+
+    if (rt->snap == NULL) {
+        ngx_http_edge_orch_stats_global(rt->stats,
+                                        NGX_HTTP_EDGE_ORCH_G_NO_ROUTE, 1);
         return NGX_DECLINED;
     }
 
@@ -1105,6 +1435,9 @@ ngx_http_edge_orch_routes_lookup(ngx_http_request_t *r,
         }
     }
 
+    ngx_http_edge_orch_stats_global(rt->stats, NGX_HTTP_EDGE_ORCH_G_NO_ROUTE,
+                                    1);
+
     return NGX_DECLINED;
 }
 
@@ -1121,6 +1454,81 @@ ngx_http_edge_orch_routes_generation(ngx_http_request_t *r)
     }
 
     return emcf->routes->snap->generation;
+}
+
+
+static ngx_http_edge_orch_snapshot_t *
+ngx_http_edge_orch_routes_current(ngx_http_request_t *r)
+{
+    ngx_http_edge_orch_routes_t     *rt;
+    ngx_http_edge_orch_main_conf_t  *emcf;
+
+    /* the worker's snapshot, reloaded first if the table changed */
+
+    emcf = ngx_http_get_module_main_conf(r, ngx_http_edge_orch_module);
+    rt = emcf->routes;
+
+    if (rt == NULL) {
+        return NULL;
+    }
+
+    rt->log = r->connection->log;
+    (void) ngx_http_edge_orch_routes_refresh(rt);
+    rt->log = ngx_cycle->log;
+
+    return rt->snap;
+}
+
+
+void
+ngx_http_edge_orch_routes_info(ngx_http_request_t *r,
+    ngx_http_edge_orch_routes_info_t *info)
+{
+    ngx_http_edge_orch_snapshot_t   *snap;
+    ngx_http_edge_orch_main_conf_t  *emcf;
+
+    ngx_memzero(info, sizeof(ngx_http_edge_orch_routes_info_t));
+
+    emcf = ngx_http_get_module_main_conf(r, ngx_http_edge_orch_module);
+
+    info->configured = (emcf->routes != NULL);
+
+    /* the same renew/compare as a request: the page shows the current table */
+
+    snap = ngx_http_edge_orch_routes_current(r);
+
+    if (snap == NULL) {
+        return;
+    }
+
+    info->loaded = 1;
+    info->generation = snap->generation;
+    info->updated_at = snap->updated_at;
+}
+
+
+static void
+ngx_http_edge_orch_routes_lkg(ngx_http_edge_orch_routes_t *rt)
+{
+    ngx_uint_t  lkg;
+
+    /*
+     * a gauge of the workers that serve a last-known-good table: the
+     * table is unreadable but an earlier snapshot is still in use
+     */
+
+    lkg = (rt->snap != NULL
+           && rt->state != NGX_HTTP_EDGE_ORCH_TABLE_OK
+           && rt->state != NGX_HTTP_EDGE_ORCH_TABLE_NONE);
+
+    if (lkg == rt->lkg) {
+        return;
+    }
+
+    rt->lkg = lkg;
+
+    ngx_http_edge_orch_stats_global(rt->stats, NGX_HTTP_EDGE_ORCH_G_LKG,
+                                    lkg ? 1 : -1);
 }
 
 

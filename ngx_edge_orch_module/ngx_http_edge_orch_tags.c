@@ -87,6 +87,22 @@ ngx_http_edge_orch_tags_append(ngx_pool_t *pool, ngx_str_t *dst, u_char *p,
 }
 
 
+u_char
+ngx_http_edge_orch_tag_sep(ngx_str_t *header)
+{
+    /* Cloudflare's Cache-Tag lists are comma separated, Fastly's spaces */
+
+    if (header->len == sizeof("Cache-Tag") - 1
+        && ngx_strncasecmp(header->data, (u_char *) "Cache-Tag",
+                           sizeof("Cache-Tag") - 1) == 0)
+    {
+        return ',';
+    }
+
+    return ' ';
+}
+
+
 ngx_int_t
 ngx_http_edge_orch_tags_header(ngx_http_request_t *r,
     ngx_http_edge_orch_ctx_t *ctx)
@@ -134,17 +150,9 @@ ngx_http_edge_orch_tags_header(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (ctx->conf->tag_header.len == sizeof("Cache-Tag") - 1
-        && ngx_strncasecmp(ctx->conf->tag_header.data, (u_char *) "Cache-Tag",
-                           sizeof("Cache-Tag") - 1) == 0)
-    {
-        sepstr = (u_char *) ",";
-        seplen = 1;
-
-    } else {
-        sepstr = (u_char *) " ";
-        seplen = 1;
-    }
+    sepstr = (ngx_http_edge_orch_tag_sep(&ctx->conf->tag_header) == ',')
+             ? (u_char *) "," : (u_char *) " ";
+    seplen = 1;
 
     if (len > NGX_HTTP_EDGE_ORCH_MAX_TAGS_LEN) {
         len = NGX_HTTP_EDGE_ORCH_MAX_TAGS_LEN;

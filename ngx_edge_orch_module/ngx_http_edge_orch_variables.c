@@ -20,7 +20,14 @@ typedef enum {
     NGX_HTTP_EDGE_ORCH_VAR_FRAGMENT,
     NGX_HTTP_EDGE_ORCH_VAR_GENERATION,
     NGX_HTTP_EDGE_ORCH_VAR_FRAGMENTS,
-    NGX_HTTP_EDGE_ORCH_VAR_CACHE_STATUS
+    NGX_HTTP_EDGE_ORCH_VAR_CACHE_STATUS,
+    NGX_HTTP_EDGE_ORCH_VAR_PAYLOAD,
+    NGX_HTTP_EDGE_ORCH_VAR_REQUEST_ID,
+    NGX_HTTP_EDGE_ORCH_VAR_TRACE_ID,
+    NGX_HTTP_EDGE_ORCH_VAR_TIMES,
+    NGX_HTTP_EDGE_ORCH_VAR_STATUSES,
+    NGX_HTTP_EDGE_ORCH_VAR_ROUTES,
+    NGX_HTTP_EDGE_ORCH_VAR_SPANS
 } ngx_http_edge_orch_var_e;
 
 
@@ -28,6 +35,9 @@ static ngx_int_t ngx_http_edge_orch_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static void ngx_http_edge_orch_set_str(ngx_http_variable_value_t *v,
     ngx_str_t *s);
+static ngx_int_t ngx_http_edge_orch_fragment_list(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx, ngx_http_variable_value_t *v,
+    uintptr_t data);
 
 
 static ngx_http_variable_t  ngx_http_edge_orch_vars[] = {
@@ -57,8 +67,36 @@ static ngx_http_variable_t  ngx_http_edge_orch_vars[] = {
     { ngx_string("edge_orch_fragments"), NULL, ngx_http_edge_orch_variable,
       NGX_HTTP_EDGE_ORCH_VAR_FRAGMENTS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("edge_orch_payload"), NULL,
+      ngx_http_edge_orch_variable, NGX_HTTP_EDGE_ORCH_VAR_PAYLOAD,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("edge_orch_cache_status"), NULL,
       ngx_http_edge_orch_variable, NGX_HTTP_EDGE_ORCH_VAR_CACHE_STATUS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("edge_orch_request_id"), NULL,
+      ngx_http_edge_orch_variable, NGX_HTTP_EDGE_ORCH_VAR_REQUEST_ID,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("edge_orch_trace_id"), NULL,
+      ngx_http_edge_orch_variable, NGX_HTTP_EDGE_ORCH_VAR_TRACE_ID,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("edge_orch_fragment_times"), NULL,
+      ngx_http_edge_orch_variable, NGX_HTTP_EDGE_ORCH_VAR_TIMES,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("edge_orch_fragment_statuses"), NULL,
+      ngx_http_edge_orch_variable, NGX_HTTP_EDGE_ORCH_VAR_STATUSES,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("edge_orch_routes"), NULL,
+      ngx_http_edge_orch_variable, NGX_HTTP_EDGE_ORCH_VAR_ROUTES,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("edge_orch_fragment_spans"), NULL,
+      ngx_http_edge_orch_variable, NGX_HTTP_EDGE_ORCH_VAR_SPANS,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -100,7 +138,7 @@ ngx_http_edge_orch_variable(ngx_http_request_t *r,
         ctx = fs->ctx;
 
     } else {
-        ctx = ngx_http_get_module_ctx(r, ngx_http_edge_orch_module);
+        ctx = ngx_http_edge_orch_find_ctx(r);
     }
 
     if (data == NGX_HTTP_EDGE_ORCH_VAR_GENERATION) {
@@ -161,6 +199,33 @@ ngx_http_edge_orch_variable(ngx_http_request_t *r,
         ngx_http_edge_orch_set_str(v, &fs->conf->name);
         break;
 
+    case NGX_HTTP_EDGE_ORCH_VAR_REQUEST_ID:
+        ngx_http_edge_orch_set_str(v, &ctx->request_id);
+        break;
+
+    case NGX_HTTP_EDGE_ORCH_VAR_TRACE_ID:
+        if (!ctx->trace) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        v->data = ctx->trace_id;
+        v->len = sizeof(ctx->trace_id);
+        v->valid = 1;
+        v->no_cacheable = 1;
+        v->not_found = 0;
+        break;
+
+    case NGX_HTTP_EDGE_ORCH_VAR_TIMES:
+    case NGX_HTTP_EDGE_ORCH_VAR_STATUSES:
+    case NGX_HTTP_EDGE_ORCH_VAR_ROUTES:
+    case NGX_HTTP_EDGE_ORCH_VAR_SPANS:
+        return ngx_http_edge_orch_fragment_list(r, ctx, v, data);
+
+    case NGX_HTTP_EDGE_ORCH_VAR_PAYLOAD:
+        ngx_http_edge_orch_set_str(v, &ctx->payload);
+        break;
+
     case NGX_HTTP_EDGE_ORCH_VAR_CACHE_STATUS:
         p = ngx_http_edge_orch_cache_status(ctx, r->pool, &len, 0);
         if (p == NULL) {
@@ -210,4 +275,91 @@ ngx_http_edge_orch_set_str(ngx_http_variable_value_t *v, ngx_str_t *s)
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
+}
+
+
+static ngx_int_t
+ngx_http_edge_orch_fragment_list(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    u_char                     *p, *s;
+    size_t                      size;
+    uint64_t                    d;
+    ngx_uint_t                  i;
+    ngx_http_edge_orch_frag_t  *fs;
+
+    /* "cms:12 recs:130": name, colon, value; "-" when there is none */
+
+    size = 0;
+
+    for (i = 0; i < ctx->nfrags; i++) {
+        size += ctx->frags[i].conf->name.len + 2
+                + ngx_max(ctx->frags[i].upstream.len, NGX_INT64_LEN);
+    }
+
+    s = ngx_pnalloc(r->pool, size + 1);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = s;
+
+    for (i = 0; i < ctx->nfrags; i++) {
+        fs = &ctx->frags[i];
+
+        if (i) {
+            *p++ = ' ';
+        }
+
+        p = ngx_sprintf(p, "%V:", &fs->conf->name);
+
+        switch (data) {
+
+        case NGX_HTTP_EDGE_ORCH_VAR_TIMES:
+            if (!fs->resolved) {
+                *p++ = '-';
+                break;
+            }
+
+            /* milliseconds, rounded */
+            d = (fs->end > fs->start) ? fs->end - fs->start : 0;
+            p = ngx_sprintf(p, "%uL", (d + 500) / 1000);
+            break;
+
+        case NGX_HTTP_EDGE_ORCH_VAR_STATUSES:
+            if (fs->status == 0) {
+                *p++ = '-';
+                break;
+            }
+
+            p = ngx_sprintf(p, "%ui", fs->status);
+            break;
+
+        case NGX_HTTP_EDGE_ORCH_VAR_ROUTES:
+            if (fs->upstream.len == 0) {
+                *p++ = '-';
+                break;
+            }
+
+            p = ngx_cpymem(p, fs->upstream.data, fs->upstream.len);
+            break;
+
+        default: /* NGX_HTTP_EDGE_ORCH_VAR_SPANS */
+            if (fs->span_id[0] == '\0') {
+                *p++ = '-';
+                break;
+            }
+
+            p = ngx_cpymem(p, fs->span_id, sizeof(fs->span_id));
+        }
+    }
+
+    v->data = s;
+    v->len = p - s;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
 }
