@@ -663,7 +663,9 @@ ngx_http_edge_orch_fetch_done(ngx_http_edge_orch_frag_t *fs,
 
     zone = fs->ctx->conf->zone;
 
-    if (zone != NULL && (fs->lock_seq || reason == NGX_HTTP_EDGE_ORCH_REASON_NONE)) {
+    if (zone != NULL
+        && (fs->lock_seq || reason == NGX_HTTP_EDGE_ORCH_REASON_NONE))
+    {
 
         if (reason == NGX_HTTP_EDGE_ORCH_REASON_NONE) {
             ngx_http_edge_orch_freshness(fs, &fr);

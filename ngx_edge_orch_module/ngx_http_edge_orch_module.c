@@ -31,7 +31,6 @@ static char *ngx_http_edge_orch_bypass(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_edge_orch_fallback(ngx_conf_t *cf,
     ngx_http_edge_orch_loc_conf_t *elcf, ngx_str_t *value,
     ngx_str_t *fallback);
-static ngx_int_t ngx_http_edge_orch_valid_name(ngx_str_t *name);
 
 
 static ngx_command_t  ngx_http_edge_orch_commands[] = {
@@ -555,7 +554,7 @@ ngx_http_edge_orch_fragment(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_edge_orch_valid_name(&value[1]) != NGX_OK) {
+    if (ngx_http_edge_orch_name_ok(value[1].data, value[1].len, 0) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid fragment name \"%V\": use 1 to %d "
                            "characters of A-Z a-z 0-9 _ . - :",
@@ -609,7 +608,7 @@ ngx_http_edge_orch_fragment(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.data = value[i].data + 8;
             s.len = value[i].len - 8;
 
-            if (ngx_http_edge_orch_valid_name(&s) != NGX_OK) {
+            if (ngx_http_edge_orch_name_ok(s.data, s.len, 0) != NGX_OK) {
                 goto invalid_name;
             }
 
@@ -621,7 +620,7 @@ ngx_http_edge_orch_fragment(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.data = value[i].data + 9;
             s.len = value[i].len - 9;
 
-            if (ngx_http_edge_orch_valid_name(&s) != NGX_OK) {
+            if (ngx_http_edge_orch_name_ok(s.data, s.len, 0) != NGX_OK) {
                 goto invalid_name;
             }
 
@@ -918,32 +917,6 @@ ngx_http_edge_orch_bypass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     elcf->bypass = value[1];
 
     return NGX_CONF_OK;
-}
-
-
-static ngx_int_t
-ngx_http_edge_orch_valid_name(ngx_str_t *name)
-{
-    u_char  *p, c;
-
-    if (name->len == 0 || name->len > NGX_HTTP_EDGE_ORCH_MAX_NAME) {
-        return NGX_ERROR;
-    }
-
-    for (p = name->data; p < name->data + name->len; p++) {
-        c = *p;
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'
-            || c == ':')
-        {
-            continue;
-        }
-
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
 }
 
 

@@ -283,7 +283,7 @@ typedef struct {
     ngx_str_t                      name;
     ngx_http_complex_value_t       uri;
     ngx_str_t                      service;
-    ngx_str_t                      upstream;      /* route when table has none */
+    ngx_str_t                      upstream;      /* if the table has none */
     ngx_msec_t                     timeout;
     ngx_str_t                      fallback;      /* validated JSON or empty */
     ngx_flag_t                     optional;
@@ -456,6 +456,7 @@ ngx_int_t ngx_http_edge_orch_routes_lookup(ngx_http_request_t *r,
     ngx_http_edge_orch_ctx_t *ctx, ngx_str_t *service, ngx_str_t *upstream);
 uint64_t ngx_http_edge_orch_routes_generation(ngx_http_request_t *r);
 ngx_int_t ngx_http_edge_orch_routes_static(ngx_http_request_t *r);
+ngx_int_t ngx_http_edge_orch_name_ok(u_char *p, size_t len, ngx_uint_t star);
 
 /* handler.c */
 ngx_int_t ngx_http_edge_orch_handler(ngx_http_request_t *r);

@@ -296,8 +296,9 @@ ngx_http_edge_orch_purge_run(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_edge_orch_stat(pc->zone, soft ? NGX_HTTP_EDGE_ORCH_STAT_PURGES_SOFT
-                                           : NGX_HTTP_EDGE_ORCH_STAT_PURGES_HARD);
+    ngx_http_edge_orch_stat(pc->zone,
+                            soft ? NGX_HTTP_EDGE_ORCH_STAT_PURGES_SOFT
+                                 : NGX_HTTP_EDGE_ORCH_STAT_PURGES_HARD);
     ngx_http_edge_orch_stat_add(pc->zone, NGX_HTTP_EDGE_ORCH_STAT_PURGED_TAGS,
                                 tags->nelts);
 

@@ -135,6 +135,9 @@ static ngx_int_t ngx_http_edge_orch_load_patterns(
     MDB_dbi dbi, ngx_array_t *a, const char *what);
 static ngx_int_t ngx_http_edge_orch_load_meta(
     ngx_http_edge_orch_routes_t *rt, ngx_http_edge_orch_snapshot_t *snap);
+static ngx_regex_t *ngx_http_edge_orch_regex(ngx_http_edge_orch_routes_t *rt,
+    ngx_http_edge_orch_snapshot_t *snap, u_char *pattern, size_t len,
+    const char *what);
 static ngx_int_t ngx_http_edge_orch_load_static(
     ngx_http_edge_orch_routes_t *rt, ngx_http_edge_orch_snapshot_t *snap);
 static ngx_int_t ngx_http_edge_orch_str_cmp(const void *one,
@@ -148,8 +151,6 @@ static ngx_str_t *ngx_http_edge_orch_kv_find(ngx_array_t *a, u_char *key,
     size_t len);
 static ngx_str_t *ngx_http_edge_orch_pattern_match(ngx_array_t *a,
     ngx_str_t *s, ngx_log_t *log);
-static ngx_int_t ngx_http_edge_orch_name_ok(u_char *p, size_t len,
-    ngx_uint_t star);
 static ngx_int_t ngx_http_edge_orch_known_upstream(ngx_cycle_t *cycle,
     ngx_str_t *name);
 static ngx_http_edge_orch_snapshot_t *ngx_http_edge_orch_routes_current(
@@ -907,11 +908,10 @@ ngx_http_edge_orch_load_patterns(ngx_http_edge_orch_routes_t *rt,
     const char *what)
 {
     int                            rc;
-    u_char                        *p, *nl, errstr[NGX_MAX_CONF_ERRSTR];
+    u_char                        *p, *nl;
     MDB_val                        key, val;
     MDB_cursor                    *cur;
     ngx_uint_t                     skipped;
-    ngx_regex_compile_t            rgc;
     ngx_http_edge_orch_pattern_t  *pat;
 
     rc = mdb_cursor_open(rt->txn, dbi, &cur);
@@ -957,23 +957,13 @@ ngx_http_edge_orch_load_patterns(ngx_http_edge_orch_routes_t *rt,
         ngx_memcpy(pat->target.data, p, val.mv_size);
         pat->target.data[val.mv_size] = '\0';
 
-        ngx_memzero(&rgc, sizeof(ngx_regex_compile_t));
-
-        rgc.pattern.data = pat->target.data + pat->target.len + 1;
-        rgc.pattern.len = val.mv_size - pat->target.len - 1;
-        rgc.pool = snap->pool;
-        rgc.err.len = NGX_MAX_CONF_ERRSTR;
-        rgc.err.data = errstr;
-
-        if (ngx_regex_compile(&rgc) != NGX_OK) {
-            ngx_log_error(NGX_LOG_WARN, rt->log, 0,
-                          "edge_orch: %s ignored: %V", what, &rgc.err);
+        pat->regex = ngx_http_edge_orch_regex(rt, snap,
+                                     pat->target.data + pat->target.len + 1,
+                                     val.mv_size - pat->target.len - 1, what);
+        if (pat->regex == NULL) {
             a->nelts--;
             skipped++;
-            continue;
         }
-
-        pat->regex = rgc.regex;
     }
 
     mdb_cursor_close(cur);
@@ -997,18 +987,46 @@ ngx_http_edge_orch_load_patterns(ngx_http_edge_orch_routes_t *rt,
 }
 
 
+static ngx_regex_t *
+ngx_http_edge_orch_regex(ngx_http_edge_orch_routes_t *rt,
+    ngx_http_edge_orch_snapshot_t *snap, u_char *pattern, size_t len,
+    const char *what)
+{
+    ngx_regex_compile_t  rgc;
+    u_char               errstr[NGX_MAX_CONF_ERRSTR];
+
+    /* compiled once per snapshot, into the snapshot's pool */
+
+    ngx_memzero(&rgc, sizeof(ngx_regex_compile_t));
+
+    rgc.pattern.data = pattern;
+    rgc.pattern.len = len;
+    rgc.pool = snap->pool;
+    rgc.err.len = NGX_MAX_CONF_ERRSTR;
+    rgc.err.data = errstr;
+
+    if (ngx_regex_compile(&rgc) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, rt->log, 0,
+                      "edge_orch: %s ignored: %V", what, &rgc.err);
+        return NULL;
+    }
+
+    return rgc.regex;
+}
+
+
 static ngx_int_t
 ngx_http_edge_orch_load_static(ngx_http_edge_orch_routes_t *rt,
     ngx_http_edge_orch_snapshot_t *snap)
 {
     int                            rc;
-    u_char                        *p, *nl, *v, errstr[NGX_MAX_CONF_ERRSTR];
+    u_char                        *p, *nl, *v;
     size_t                         n, vlen;
     MDB_val                        key, val;
     ngx_str_t                     *s;
     ngx_uint_t                     skipped;
     MDB_cursor                    *cur;
-    ngx_regex_compile_t            rgc;
+    ngx_regex_t                   *re;
     ngx_http_edge_orch_pattern_t  *pat;
 
     if (!rt->has_static) {
@@ -1074,18 +1092,9 @@ ngx_http_edge_orch_load_static(ngx_http_edge_orch_routes_t *rt,
         }
 
         if (n == 7 && ngx_strncmp(p, "pattern", 7) == 0) {
-            ngx_memzero(&rgc, sizeof(ngx_regex_compile_t));
-
-            rgc.pattern.data = v;
-            rgc.pattern.len = vlen;
-            rgc.pool = snap->pool;
-            rgc.err.len = NGX_MAX_CONF_ERRSTR;
-            rgc.err.data = errstr;
-
-            if (ngx_regex_compile(&rgc) != NGX_OK) {
-                ngx_log_error(NGX_LOG_WARN, rt->log, 0,
-                              "edge_orch: static pattern ignored: %V",
-                              &rgc.err);
+            re = ngx_http_edge_orch_regex(rt, snap, v, vlen,
+                                          "static pattern");
+            if (re == NULL) {
                 skipped++;
                 continue;
             }
@@ -1096,7 +1105,7 @@ ngx_http_edge_orch_load_static(ngx_http_edge_orch_routes_t *rt,
                 return NGX_ERROR;
             }
 
-            pat->regex = rgc.regex;
+            pat->regex = re;
             pat->target.data = v;
             pat->target.len = vlen;
             continue;
@@ -1598,9 +1607,12 @@ ngx_http_edge_orch_pattern_match(ngx_array_t *a, ngx_str_t *s,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_edge_orch_name_ok(u_char *p, size_t len, ngx_uint_t star)
 {
+    /* names of fragments, services, regions, groups, upstreams: 1..64 of
+     * A-Z a-z 0-9 _ . - :, or "*" where a wildcard is allowed */
+
     u_char  *last, c;
 
     if (len == 0 || len > NGX_HTTP_EDGE_ORCH_MAX_NAME) {
