@@ -405,30 +405,25 @@ ngx_http_edge_orch_send_error(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
-ngx_http_edge_orch_send(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx,
-    ngx_uint_t status, ngx_chain_t *out, off_t len)
+ngx_int_t
+ngx_http_edge_orch_response_headers(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx)
 {
     size_t            n;
     u_char           *s;
-    ngx_int_t         rc;
     ngx_table_elt_t  *h;
 
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
-    r->headers_out.content_type = ngx_http_edge_orch_json_type;
-    r->headers_out.content_type_len = ngx_http_edge_orch_json_type.len;
-    r->headers_out.content_type_lowcase = NULL;
+    /* X-Edge-Orch, the tag header and Cache-Status */
 
     if (ctx->conf->outcome_header.len) {
         s = ngx_http_edge_orch_outcome_string(ctx, r->pool, &n);
         if (s == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         h->hash = 1;
@@ -438,19 +433,19 @@ ngx_http_edge_orch_send(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx,
     }
 
     if (ngx_http_edge_orch_tags_header(r, ctx) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     if (ctx->conf->zone != NULL) {
         s = ngx_http_edge_orch_cache_status(ctx, r->pool, &n, 1);
         if (s == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         if (n) {
             h = ngx_list_push(&r->headers_out.headers);
             if (h == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                return NGX_ERROR;
             }
 
             h->hash = 1;
@@ -458,6 +453,26 @@ ngx_http_edge_orch_send(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx,
             h->value.data = s;
             h->value.len = n;
         }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_edge_orch_send(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx,
+    ngx_uint_t status, ngx_chain_t *out, off_t len)
+{
+    ngx_int_t  rc;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    r->headers_out.content_type = ngx_http_edge_orch_json_type;
+    r->headers_out.content_type_len = ngx_http_edge_orch_json_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (ngx_http_edge_orch_response_headers(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* X-Request-Id, Server-Timing */

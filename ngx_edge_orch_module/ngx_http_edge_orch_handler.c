@@ -489,6 +489,11 @@ ngx_http_edge_orch_launch(ngx_http_request_t *r,
     sr->request_body = rb;
     sr->headers_in.headers = *ctx->sr_headers;
 
+    if (ctx->sr_headers->last == &ctx->sr_headers->part) {
+        /* the copy's own first part, not the shared list's */
+        sr->headers_in.headers.last = &sr->headers_in.headers.part;
+    }
+
     /* with a trace, a list of its own with this fragment's traceparent */
 
     if (ngx_http_edge_orch_trace_fragment(r, fs, sr) != NGX_OK) {

@@ -487,6 +487,8 @@ u_char *ngx_http_edge_orch_outcome_string(ngx_http_edge_orch_ctx_t *ctx,
 const char *ngx_http_edge_orch_reason_name(ngx_http_edge_orch_reason_e r);
 u_char *ngx_http_edge_orch_cache_status(ngx_http_edge_orch_ctx_t *ctx,
     ngx_pool_t *pool, size_t *len, ngx_uint_t rfc);
+ngx_int_t ngx_http_edge_orch_response_headers(ngx_http_request_t *r,
+    ngx_http_edge_orch_ctx_t *ctx);
 ngx_int_t ngx_http_edge_orch_document(ngx_http_request_t *r,
     ngx_http_edge_orch_ctx_t *ctx, ngx_chain_t **chain, off_t *length);
 

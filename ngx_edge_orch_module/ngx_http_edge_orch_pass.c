@@ -22,6 +22,8 @@ struct ngx_http_edge_orch_pass_conf_s {
 };
 
 
+static ngx_int_t ngx_http_edge_orch_pass_strip(ngx_http_request_t *r,
+    ngx_http_edge_orch_pass_conf_t *pc);
 static ngx_int_t ngx_http_edge_orch_pass_header(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value);
 static ngx_int_t ngx_http_edge_orch_pass_body(ngx_http_request_t *r,
@@ -147,9 +149,28 @@ ngx_http_edge_orch_pass(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx,
 
     ctx->payload.len = p - ctx->payload.data;
 
+    /* whatever the client sent under our names must not reach the origin */
+
+    if (ngx_http_edge_orch_pass_strip(r, pc) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /*
+     * the client gets the page's tags and outcome with the origin's answer,
+     * so an outer CDN can purge the rendered page by the same keys
+     */
+
+    if (ngx_http_edge_orch_response_headers(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* HEAD has no body to carry it: the header it is, whatever its size */
+
     if (pc->header.len
-        && !pc->always_body
-        && ngx_base64_encoded_length(ctx->payload.len) <= pc->header_max)
+        && (r->method == NGX_HTTP_HEAD
+            || (!pc->always_body
+                && ngx_base64_encoded_length(ctx->payload.len)
+                   <= pc->header_max)))
     {
         enc.len = ngx_base64_encoded_length(ctx->payload.len);
         enc.data = ngx_pnalloc(r->pool, enc.len);
@@ -187,6 +208,68 @@ ngx_http_edge_orch_pass(ngx_http_request_t *r, ngx_http_edge_orch_ctx_t *ctx,
     }
 
     return ngx_http_internal_redirect(r, &uri, &args);
+}
+
+
+static ngx_int_t
+ngx_http_edge_orch_pass_strip(ngx_http_request_t *r,
+    ngx_http_edge_orch_pass_conf_t *pc)
+{
+    ngx_uint_t        i;
+    ngx_list_t        list;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *nh;
+
+    if (ngx_list_init(&list, r->pool, 20, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if ((pc->header.len && h[i].key.len == pc->header.len
+             && ngx_strncasecmp(h[i].key.data, pc->header.data,
+                                pc->header.len) == 0)
+            || (h[i].key.len == ngx_http_edge_orch_method_header.len
+                && ngx_strncasecmp(h[i].key.data,
+                                   ngx_http_edge_orch_method_header.data,
+                                   ngx_http_edge_orch_method_header.len)
+                   == 0))
+        {
+            continue;
+        }
+
+        nh = ngx_list_push(&list);
+        if (nh == NULL) {
+            return NGX_ERROR;
+        }
+
+        *nh = h[i];
+    }
+
+    /* a list copied by value must point at its own first part */
+
+    r->headers_in.headers = list;
+
+    if (list.last == &list.part) {
+        r->headers_in.headers.last = &r->headers_in.headers.part;
+    }
+
+    return NGX_OK;
 }
 
 

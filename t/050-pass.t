@@ -131,3 +131,65 @@ location = /p {
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*"edge_orch_pass" needs a named location \(\@origin\) or a uri \(\/render\), got "origin" in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 6: client copies of the payload headers never reach the origin; the client gets the page's tags and outcome
+--- config
+location = /p {
+    edge_orch;
+    edge_orch_tags "page:p";
+    edge_orch_fragment a /_frag/a upstream=m;
+    edge_orch_pass @origin;
+}
+--- request
+GET /p
+--- more_headers
+X-Edge-Orch-Payload: eyJmb3JnZWQiOnRydWV9
+X-Edge-Orch-Method: DELETE
+--- response_body
+GET /p method=
+header=eyJhIjp7ImEiOjF9fQ==
+body=
+--- response_headers
+X-Edge-Orch: a=ok
+Surrogate-Key: page:p
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: in body mode a forged header is dropped too, and the method header is ours
+--- config
+location = /p {
+    edge_orch;
+    edge_orch_fragment a /_frag/a upstream=m;
+    edge_orch_pass @origin body;
+}
+--- request
+GET /p
+--- more_headers
+X-Edge-Orch-Payload: eyJmb3JnZWQiOnRydWV9
+X-Edge-Orch-Method: DELETE
+--- response_body
+POST /p method=GET
+header=
+body={"a":{"a":1}}
+
+
+
+=== TEST 8: HEAD carries the payload in the header even over header_max
+--- config
+location = /p {
+    edge_orch;
+    edge_orch_fragment a /_frag/a upstream=m;
+    edge_orch_pass @origin header_max=4;
+}
+location @origin2 { return 200; }
+--- request
+HEAD /p
+--- response_body
+--- response_headers
+X-Edge-Orch: a=ok
+--- no_error_log
+[error]
