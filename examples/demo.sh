@@ -7,16 +7,20 @@
 # 127.0.0.1) from examples/nginx.conf.in, compiles examples/routes.json into
 # an LMDB routing table and walks through: routing by region and device,
 # parallel fan-out, a live route change without reload, upstream failures,
-# and the edge cache (hits, collapsed miss storms, purge by tag,
-# stale-if-error).  Everything lives in a temporary run directory that is
-# removed at the end (also on error or Ctrl-C).
+# the edge cache (hits, collapsed miss storms, purge by tag,
+# stale-if-error) and pass mode (a Node.js origin, examples/origin/server.js,
+# renders the HTML page from the edge's data; skipped without node).
+# Everything lives in a temporary run directory that is removed at the end
+# (also on error or Ctrl-C).
 #
 # Environment:
 #   EDGE_ORCH_DEMO_PORT=8080        orchestrator port
-#   EDGE_ORCH_DEMO_MOCK_PORT=18101  first mock port (one port per instance)
+#   EDGE_ORCH_DEMO_MOCK_PORT=18101  first mock port (one port per instance;
+#                                   the origin gets the port after the mocks)
 #   EDGE_ORCH_DEMO_KEEP=1           leave nginx running and keep the run dir
 #   NGINX=/usr/sbin/nginx           nginx binary (1.22, built --with-compat)
 #   EDGE_ORCH_DEMO_ECHO_SO=...      echo module (libnginx-mod-http-echo)
+#   NODE=node                       Node.js for the pass-mode origin (nodejs)
 set -euo pipefail
 
 # ----------------------------------------------------------------------
@@ -65,10 +69,18 @@ command -v "$NGINX" >/dev/null 2>&1 || die "nginx not found: $NGINX"
 command -v curl >/dev/null 2>&1 || die "curl not found (apt-get install curl)"
 PY=""
 command -v python3 >/dev/null 2>&1 && PY=python3
+# Node.js runs the pass-mode origin; without it that section is skipped
+if [ -z "${NODE:-}" ]; then
+    NODE=$(command -v node || command -v nodejs || true)
+elif ! command -v "$NODE" >/dev/null 2>&1; then
+    NODE=""
+fi
 
 URL="http://127.0.0.1:$PORT/api/page/home"
 URL_CACHED="http://127.0.0.1:$PORT/api/page/home-cached"
 PURGE_URL="http://127.0.0.1:$PORT/_purge"
+URL_PASS="http://127.0.0.1:$PORT/news/home"
+URL_PASS_BODY="http://127.0.0.1:$PORT/news/home-body"
 IPHONE_UA='Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1'
 
 # ----------------------------------------------------------------------
@@ -94,6 +106,7 @@ RUN=$(mktemp -d "${TMPDIR:-/tmp}/edge-orch-demo.XXXX")
 chmod 755 "$RUN"     # nginx workers (user nobody under root) read in here
 MASTER=""
 WORKERS=""
+ORIGIN_PID=""
 
 cleanup() {
     local rc=$? i
@@ -105,7 +118,13 @@ cleanup() {
             printf '  cache: curl -si -H "X-Region: JP" %s\n' "$URL_CACHED"
             printf '  purge: curl -X PURGE -H "Surrogate-Key: cms" %s\n' "$PURGE_URL"
             printf '  route: %s put %s/routes cms JP cms_frankfurt\n' "$CLI" "$RUN"
-            printf '  stop:  kill %s && rm -rf %s\n' "$MASTER" "$RUN"
+            if [ -n "$ORIGIN_PID" ] && kill -0 "$ORIGIN_PID" 2>/dev/null; then
+                printf '  pass:  curl -si -H "X-Region: JP" %s\n' "$URL_PASS"
+                printf '  the origin (node) is still running too: pid %s\n' "$ORIGIN_PID"
+                printf '  stop:  kill %s %s && rm -rf %s\n' "$MASTER" "$ORIGIN_PID" "$RUN"
+            else
+                printf '  stop:  kill %s && rm -rf %s\n' "$MASTER" "$RUN"
+            fi
         fi
         printf 'run directory kept: %s\n' "$RUN"
         exit $rc
@@ -115,6 +134,14 @@ cleanup() {
         echo "demo: failed (exit $rc); problems in the nginx error log:" >&2
         grep -E '\[(warn|error|crit|alert|emerg)\]' "$RUN/logs/error.log" \
             | tail -n 15 | sed 's/^/    /' >&2 || true
+    fi
+    if [ -n "$ORIGIN_PID" ] && kill -0 "$ORIGIN_PID" 2>/dev/null; then
+        kill -TERM "$ORIGIN_PID" 2>/dev/null || true
+        for i in $(seq 1 30); do
+            kill -0 "$ORIGIN_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$ORIGIN_PID" 2>/dev/null || true
     fi
     if [ -n "$MASTER" ] && kill -0 "$MASTER" 2>/dev/null; then
         kill -TERM "$MASTER" 2>/dev/null || true
@@ -147,9 +174,12 @@ ROUTES="$RUN/routes"
 # mock table -> ports, latencies, config
 # ----------------------------------------------------------------------
 declare -A MPORT MLAT
+# the pass-mode origin (node) listens on the port after the mocks'
+ORIGIN_PORT=$((MOCK_PORT + ${#MOCKS[@]}))
 sed_args=(-e "s|@SO@|$SO|g" -e "s|@ECHO_SO@|$ECHO_SO|g"
           -e "s|@PREFIX@|$RUN|g" -e "s|@DATA@|$RUN/data|g"
-          -e "s|@ROUTES@|$ROUTES|g" -e "s|@PORT@|$PORT|g")
+          -e "s|@ROUTES@|$ROUTES|g" -e "s|@PORT@|$PORT|g"
+          -e "s|@ORIGIN_PORT@|$ORIGIN_PORT|g")
 i=0
 for m in "${MOCKS[@]}"; do
     read -r name ms _ <<<"$m"
@@ -166,7 +196,9 @@ if sed 's/#.*//' "$RUN/nginx.conf" | grep -n '@[A-Za-z_]*@' >&2; then
 fi
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$PORT" "${MPORT[@]}"; do
+ports=("$PORT" "${MPORT[@]}")
+[ -n "$NODE" ] && ports+=("$ORIGIN_PORT")
+for p in "${ports[@]}"; do
     port_busy "$p" && die "127.0.0.1:$p is already in use; set EDGE_ORCH_DEMO_PORT / EDGE_ORCH_DEMO_MOCK_PORT"
 done
 
@@ -352,6 +384,99 @@ purge() {
     printf '    HTTP %s %s\n' "$status" "${out%$'\n'}"
 }
 
+# pass_request LABEL REGION URL: a page the origin rendered from the edge's
+# data: the response, a few lines of the HTML, how the document reached the
+# origin (its log line) and which mock APIs were asked meanwhile
+pass_request() {
+    local label=$1 region=$2 url=$3 out status took m n fr why olog sha doc
+    local olines
+    local -A before
+    local moved=() files=() asked=0
+    for m in "${!MPORT[@]}"; do before[$m]=$(mock_requests "$m"); done
+    olines=$(wc -l <"$RUN/logs/origin.log")
+    printf '\n%s-- %s%s\n' "$B" "$label" "$N"
+    note "   curl -H 'X-Region: $region' $url"
+    out=$(curl -s -m 10 -o "$RUN/body" -D "$RUN/headers" -w '%{http_code} %{time_total}' \
+               -H "X-Region: $region" "$url") || die "request failed (curl exit $?)"
+    read -r status took <<<"$out"
+    olog=$(tail -n +"$((olines + 1))" "$RUN/logs/origin.log" | tail -n 1)
+    sleep 0.3     # a background refresh of a stale copy reaches mocks.log too
+
+    printf '   HTTP %s   Content-Type: %s   %s bytes of HTML, took %s ms\n' "$status" \
+        "$(resp_header content-type)" "$(wc -c <"$RUN/body")" \
+        "$(awk -v t="$took" 'BEGIN { printf "%.1f", t * 1000 }')"
+    printf '   edge:   X-Edge-Orch: %s   cache: %s\n' \
+        "$(resp_header x-edge-orch)" "$(resp_header x-edge-orch-cache)"
+    printf '   page:   <title>%s</title>\n' \
+        "$(sed -n 's:.*<title>\(.*\)</title>.*:\1:p' "$RUN/body" | unhtml)"
+    grep -o '<li>.*</li>' "$RUN/body" | sed 's:</*li>::g' | unhtml \
+        | awk 'NR <= 3 { printf "             %d. %s\n", NR, $0 }'
+    grep -o 'rendered from the edge payload[^<]*' "$RUN/body" | unhtml | sed 's/^/           /'
+
+    # the origin's log line (examples/origin/server.js):
+    #   "GET /news/home: payload via=header json=N base64=N sha256=H ..."
+    #   "POST /news/home-body: payload via=body json=N method=GET sha256=H ..."
+    sha=""
+    if [[ $olog =~ via=header\ json=([0-9]+)\ base64=([0-9]+)\ sha256=([0-9a-f]+) ]]; then
+        printf '   origin: got the document in the X-Edge-Orch-Payload header: %s bytes of JSON, %s in base64\n' \
+            "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+        sha=${BASH_REMATCH[3]}
+    elif [[ $olog =~ (POST\ [^:]*):\ payload\ via=body\ json=([0-9]+)\ method=([A-Z]+)\ sha256=([0-9a-f]+) ]]; then
+        printf '   origin: got "%s" with the document as its body: %s bytes of JSON\n' \
+            "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+        printf '           (%s in base64: over header_max=8k), X-Edge-Orch-Method: %s\n' \
+            "$(( (BASH_REMATCH[2] + 2) / 3 * 4 ))" "${BASH_REMATCH[3]}"
+        sha=${BASH_REMATCH[4]}
+    else
+        printf '   origin: %s\n' "${olog:-(the origin logged nothing for this request)}"
+    fi
+
+    # the document rebuilt from the data files the mocks serve (as named in
+    # the page's "served by"): what /api/page/home would send this reader
+    if [ -n "$sha" ] && command -v sha256sum >/dev/null 2>&1; then
+        for fr in cms recs ads; do
+            m=$(grep -o 'served by [^<]*' "$RUN/body" | grep -o "\b${fr}_[a-z_]*" | awk 'NR == 1')
+            [ -n "$m" ] && files+=("$fr=$m")
+        done
+        doc=$( { printf '{'; n=0
+                 for fr in "${files[@]}"; do
+                     [ $n = 0 ] || printf ','
+                     printf '"%s":' "${fr%%=*}"; cat "$RUN/data/${fr#*=}.json"; n=1
+                 done; printf '}'; } | sha256sum | cut -c1-16)
+        if [ "$doc" = "$sha" ]; then
+            say "           = {\"cms\":…,\"recs\":…,\"ads\":…} of data/{$(printf '%s\n' "${files[@]#*=}" | paste -sd, -)}.json, byte for byte"
+        else
+            say "           ${Y}(not the document the mocks' data files make: sha256 $sha…, expected $doc…)${N}"
+        fi
+    fi
+
+    # the mocks' request counts: a cached fragment costs no API call, and
+    # the origin makes none of its own
+    for m in "${!MPORT[@]}"; do
+        n=$(( $(mock_requests "$m") - ${before[$m]} ))
+        [ "$n" -gt 0 ] || continue
+        fr=${m%%_*}
+        case $(cache_of "$fr") in
+            STALE) why="$fr was stale: refreshed in the background" ;;
+            MISS)  why="$fr was not cached" ;;
+            *)     why="$fr=$(cache_of "$fr")" ;;
+        esac
+        moved+=("$m +$n ($why)")
+        asked=$((asked + n))
+    done
+    if [ $asked = 0 ]; then
+        say "   APIs:   ${G}the mocks saw no request: the fragments came from the edge cache, the origin called no API${N}"
+    else
+        say "   APIs:   the mocks saw $asked, all from nginx: $(printf '%s, ' "${moved[@]}" | sed 's/, $//')"
+        say "           the origin called no API"
+    fi
+}
+resp_header() { grep -i "^$1:" "$RUN/headers" | awk 'NR == 1' | cut -d: -f2- | sed 's/^ *//' | tr -d '\r'; }
+# cache_of FRAGMENT: its member of X-Edge-Orch-Cache ($edge_orch_cache_status)
+cache_of() { resp_header x-edge-orch-cache | tr ';' '\n' | sed -n "s/^ *$1=//p"; }
+# unhtml: the entities server.js escapes, back to text
+unhtml() { sed -e 's/&lt;/</g; s/&gt;/>/g; s/&quot;/"/g' -e "s/&#39;/'/g" -e 's/&amp;/\&/g'; }
+
 cli() { "$RUN_CLI" "$@"; }
 generation() { cli info "$ROUTES" | sed -n 's/^generation: //p'; }
 worker_pids() { pgrep -P "$MASTER" | sort -n | tr '\n' ' '; }
@@ -389,6 +514,27 @@ done
 curl -s -m 1 -o /dev/null "http://127.0.0.1:$PORT/healthz" || die "nginx does not answer on 127.0.0.1:$PORT"
 WORKERS=$(worker_pids)
 say "   nginx master pid $MASTER, workers: $WORKERS"
+
+# the framework origin for pass mode (section 10): Node.js, 127.0.0.1 only
+ORIGIN_NOTE=""
+if [ -z "$NODE" ]; then
+    ORIGIN_NOTE="node is not installed (apt-get install nodejs)"
+else
+    "$NODE" "$EXAMPLES/origin/server.js" "$ORIGIN_PORT" >"$RUN/logs/origin.log" 2>&1 &
+    ORIGIN_PID=$!
+    echo "$ORIGIN_PID" >"$RUN/origin.pid"
+    for i in $(seq 1 50); do
+        curl -s -m 1 -o /dev/null "http://127.0.0.1:$ORIGIN_PORT/" && break
+        kill -0 "$ORIGIN_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if curl -s -m 1 -o /dev/null "http://127.0.0.1:$ORIGIN_PORT/"; then
+        say "   pass-mode origin: $(basename "$NODE") examples/origin/server.js on 127.0.0.1:$ORIGIN_PORT, pid $ORIGIN_PID ($("$NODE" --version))"
+    else
+        ORIGIN_NOTE="the origin did not start on 127.0.0.1:$ORIGIN_PORT: $(tail -n 1 "$RUN/logs/origin.log")"
+        say "   ${Y}$ORIGIN_NOTE${N}"
+    fi
+fi
 note "   mock latencies: $(for m in "${MOCKS[@]:0:9}"; do read -r n ms _ <<<"$m"; printf '%s %sms, ' "$n" "$ms"; done | sed 's/, $//')"
 
 # one untimed request per worker so the first timed one is not a cold start
@@ -492,7 +638,7 @@ if grep -q 'edge-orch/' "$RUN/storm"; then
         | grep . | sort | uniq -c | sort -k2,2 -k1,1n \
         | awk '{ n = $1; $1 = ""; printf "     %3d x%s\n", n, $0 }'
     note "   one answer's complete header:"
-    sed -n 's/^[0-9]* //p' "$RUN/storm" | grep collapsed | head -n 1 \
+    sed -n '/collapsed/{s/^[0-9]* //p;q}' "$RUN/storm" \
         | sed -e 's/^/     Cache-Status: /' -e 's/, /,\n                   /g'
 else
     say "     (this curl cannot print response headers with -w: curl 7.84 or newer needed)"
@@ -544,7 +690,24 @@ cached "Reader in Brazil: cms is fetched again and stored, the page is fresh" BR
 ctl rollback "$ROUTES"
 
 # ----------------------------------------------------------------------
-section "10. What nginx logged"
+section "10. Pass mode: the framework renders from the edge's data"
+# ----------------------------------------------------------------------
+if [ -n "$ORIGIN_NOTE" ] || [ -z "$ORIGIN_PID" ]; then
+    say "   ${Y}skipped: ${ORIGIN_NOTE:-no origin}${N}"
+else
+    note "   location /news/home: the same three fragments, from the same cache entries as"
+    note "   /api/page/home-cached; then edge_orch_pass @origin header_max=12k hands the"
+    note "   document to the framework's server (examples/origin/server.js, Node.js, on"
+    note "   127.0.0.1:$ORIGIN_PORT), which renders the HTML from it instead of calling the APIs"
+    pass_request "Reader in Japan: the HTML page, rendered by the origin" JP "$URL_PASS"
+    pass_request "Reader in Germany" DE "$URL_PASS"
+    say ""
+    say "   ${Y}a document over the header limit: /news/home-body has the default header_max=8k${N}"
+    pass_request "Reader in Japan: the same page, the document travels as a POST body" JP "$URL_PASS_BODY"
+fi
+
+# ----------------------------------------------------------------------
+section "11. What nginx logged"
 # ----------------------------------------------------------------------
 note "   access log (log_format edge_orch in nginx.conf.in), last 8 lines:"
 tail -n 8 "$RUN/logs/access.log" | sed 's/^/     /'
@@ -554,11 +717,19 @@ grep -o 'edge_orch: fragment .*' "$RUN/logs/error.log" | sed 's/, client:.*//' \
 note "   cache log (logs/cache.log): the purges, and the last 4 requests for /api/page/home-cached:"
 { grep ' "PURGE ' "$RUN/logs/cache.log" || true
   grep ' "GET /api/page/home-cached ' "$RUN/logs/cache.log" | tail -n 4; } | sed 's/^/     /'
+if [ -s "$RUN/logs/pass.log" ]; then
+    note "   pass log (logs/pass.log): the pages handed to the origin"
+    sed 's/^/     /' "$RUN/logs/pass.log"
+fi
 
 section "Done"
 if [ "$KEEP" = 1 ]; then
-    say "   logs: $RUN/logs/{access,cache,error,mocks}.log"
+    say "   logs: $RUN/logs/{access,cache,error,mocks,pass,origin}.log"
 else
-    say "   stopping nginx (pid $MASTER) and removing $RUN"
+    if [ -n "$ORIGIN_PID" ]; then
+        say "   stopping nginx (pid $MASTER) and the origin (pid $ORIGIN_PID), removing $RUN"
+    else
+        say "   stopping nginx (pid $MASTER) and removing $RUN"
+    fi
     say "   (EDGE_ORCH_DEMO_KEEP=1 keeps nginx running and the logs in place)"
 fi
