@@ -11,8 +11,9 @@
 # arguments: sleep=<s> (every fetch), sleep1=<s> (first fetch only),
 # sleep2=<s> (all fetches but the first), status=<code> (every fetch),
 # status2=<code> (all but the first), cc=<Cache-Control>, size=<n> (a
-# "pad" member of n bytes).  Blocks marked "BUG:" fail on purpose: they
-# show a defect of the module, described above their sections.
+# "pad" member of n bytes).  Blocks titled "regression:"
+# reproduce defects these tests found (described in their comments); they
+# are fixed and the blocks keep them fixed.
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use EdgeOrch;
@@ -415,8 +416,8 @@ GET /count?k=/_frag/full60
 
 
 
-=== TEST 10: BUG: a lock holder whose client goes away must not hold the key down
-# BUG: when the client of the request holding a fetch lock closes its
+=== TEST 10: regression: a lock holder whose client goes away must not hold the key down
+# Regression test for a fixed bug: when the client of the request holding a fetch lock closes its
 # connection, ngx_http_edge_orch_check_client() -> abort_fragment() calls
 # ngx_http_edge_orch_cache_fail(..., NGX_HTTP_EDGE_ORCH_REASON_ERROR): the
 # cancelled fetch is recorded as an upstream failure and the key is held
@@ -447,8 +448,8 @@ X-Edge-Orch: a=ok
 
 
 
-=== TEST 11: BUG: waiters take over when the lock holder's client goes away
-# BUG: same cause as TEST 10: the waiters of a fetch whose client closed
+=== TEST 11: regression: waiters take over when the lock holder's client goes away
+# Regression test for a fixed bug: same cause as TEST 10: the waiters of a fetch whose client closed
 # the connection are woken with a shared failure (reason "error") and
 # answer with the fallback at once (Cache-Status "fwd=miss; collapsed")
 # instead of fetching themselves.  Expected: the waiter fetches
@@ -481,8 +482,8 @@ GET /count?k=/_frag/slow
 
 
 
-=== TEST 12: BUG: a fetch cancelled because a required sibling failed must not hold the key down
-# BUG: /p answers 502 as soon as the required fragment b fails; its still
+=== TEST 12: regression: a fetch cancelled because a required sibling failed must not hold the key down
+# Regression test for a fixed bug: /p answers 502 as soon as the required fragment b fails; its still
 # running fragment a (the lock holder) is aborted by
 # ngx_http_edge_orch_finish() -> abort_fragment(), which records
 # NGX_HTTP_EDGE_ORCH_REASON_ERROR for a's key.  For the next second every
@@ -515,8 +516,8 @@ location = /q {
 
 
 
-=== TEST 13: BUG: a fragment that times out while waiting for another fetch still has its Cache-Status member
-# BUG: a waiter (LOOKUP_WAIT) keeps fs->cache == NGX_HTTP_EDGE_ORCH_CACHE_NONE
+=== TEST 13: regression: a fragment that times out while waiting for another fetch still has its Cache-Status member
+# Regression test for a fixed bug: a waiter (LOOKUP_WAIT) keeps fs->cache == NGX_HTTP_EDGE_ORCH_CACHE_NONE
 # until the lookup after the wait; when its own timeout fires first, the
 # fragment is answered (fallback:timeout) with no member in Cache-Status and
 # no entry in $edge_orch_cache_status, contrary to "one member per
@@ -552,8 +553,8 @@ X-Cache: a=[A-Z]+
 
 
 
-=== TEST 14: BUG: a lock holder that times out: its waiters get the timeout at once, no second fetch
-# BUG: the lock deadline is min(holder's timeout, lock_timeout), i.e. the
+=== TEST 14: regression: a lock holder that times out: its waiters get the timeout at once, no second fetch
+# Regression test for a fixed bug: the lock deadline is min(holder's timeout, lock_timeout), i.e. the
 # very moment the holder's own timeout fires.  A waiter that polls between
 # lock_until and the holder's timeout handler takes the lock over and
 # fetches the hanging upstream again; the holder's cache_fail() then no
@@ -606,8 +607,8 @@ GET /count?k=/_frag/none
 
 
 
-=== TEST 15: BUG: a fragment too big for the zone does not make concurrent requests wait for each other
-# BUG: see 030-cache.t TEST 24: after a body over max_fragment the entry is
+=== TEST 15: regression: a fragment too big for the zone does not make concurrent requests wait for each other
+# Regression test for a fixed bug: see 030-cache.t TEST 24: after a body over max_fragment the entry is
 # not marked pass-through, so of 20 concurrent requests one takes the fetch
 # lock and the 19 others wait for its 1 s fetch, learn that it could not be
 # shared and only then fetch themselves: 2 s instead of 1 s, "fwd=miss"

@@ -364,7 +364,7 @@ location = /purge-soft { edge_orch_purge zone=z soft; }
 
 
 === TEST 6: soft purge of a fragment without a stale window is a miss
-# BUG: a soft purge ignores the stale= window.  The lookup serves a soft-
+# Regression test for a fixed bug: a soft purge ignores the stale= window.  The lookup serves a soft-
 # purged entry while now < fresh_until + stale, i.e. until the *original*
 # expiry, so a fragment without stale= (no stale serving allowed) is still
 # served stale after a soft purge, and keeps being served from the purged
@@ -668,7 +668,7 @@ location = /p {
 
 
 === TEST 15: purge racing a fill that started on the pass path: never served as a hit
-# BUG: a fill on the pass path is stamped when it is stored, not when it
+# Regression test for a fixed bug: a fill on the pass path is stamped when it is stored, not when it
 # started, so it survives a purge that happened while it was in flight.
 # cache_store() with seq 0 (fetches started as LOOKUP_PASS: within 1 s of an
 # uncacheable answer, or after a waited-for fetch that could not be shared)
@@ -1025,7 +1025,7 @@ location = /p {
 
 
 === TEST 26: purge records do not crowd out the cache (1 MB zone)
-# BUG: tag purge records are never freed while the zone has a cached entry
+# Regression test for a fixed bug: tag purge records are never freed while the zone has a cached entry
 # left to evict: ngx_http_edge_orch_alloc() evicts LRU entries first and
 # drops tag records (raising the floors) only when no entry is left.  Once
 # many distinct tags were purged the zone is full of records and every new

@@ -124,7 +124,7 @@ Surrogate-Key: s1 m1 m2 m3 c1
 
 
 === TEST 3: with a cache zone the order is the same: fragments first, edge_orch_tags last
-# BUG: with a zone, a fragment's stored tag list is its upstream tags plus
+# Regression test for a fixed bug: with a zone, a fragment's stored tag list is its upstream tags plus
 # the page's edge_orch_tags (fetch_done appends them for purges), and the
 # response header is built from the stored lists, so the page tags come
 # right after the first fragment's tags instead of last, and a page with a
@@ -148,7 +148,7 @@ location = /p {
 
 
 === TEST 4: a fragment cached by one page does not bring that page's edge_orch_tags into another page
-# BUG: the page tags stored with a fragment (so that a purge of page:home
+# Regression test for a fixed bug: the page tags stored with a fragment (so that a purge of page:home
 # reaches it) are sent as if they were the fragment's own tags by every
 # page that later gets the fragment from the cache: /about announces
 # page:home to the outer CDN.  Same root cause as TEST 3.
@@ -193,7 +193,7 @@ Cache-Tag: a,b,page:ct
 
 
 === TEST 6: edge_orch_tag_header Cache-Tag: comma separated lists from upstreams are split and de-duplicated
-# BUG: when edge_orch_tag_header is Cache-Tag, capture_headers() matches the
+# Regression test for a fixed bug: when edge_orch_tag_header is Cache-Tag, capture_headers() matches the
 # upstream's Cache-Tag as *the* tag header and splits it on spaces only
 # (sep ' '), never on commas: "a,b" is one tag "a,b".  The output looks
 # right for a single fragment but is not de-duplicated across fragments,
@@ -215,7 +215,7 @@ Cache-Tag: a,b,c
 
 
 === TEST 7: edge_orch_tag_header Cache-Tag: a purge of one tag of a comma separated list reaches the fragment
-# BUG: same cause as TEST 6, on both sides: the fragment is stored with the
+# Regression test for a fixed bug: same cause as TEST 6, on both sides: the fragment is stored with the
 # single tag "a,b", and a purge request's "Cache-Tag: a,b" is read as the
 # single tag "a,b" as well (the purge handler also takes the tag header
 # with sep ' ' first), so PURGE "Cache-Tag: a" -> 200 but the fragment
