@@ -1012,7 +1012,16 @@ ngx_http_edge_orch_cache_store(ngx_http_edge_orch_zone_t *zone,
         goto done;
     }
 
+    /*
+     * a body that needs more than half of the zone's pages is not stored
+     * either: trying would evict every other entry and the tag records
+     * (raising the purge floor) for an allocation that cannot succeed,
+     * or that would leave room for nothing else
+     */
+
     if (body->len + tags->len > zone->max_fragment
+        || body->len + tags->len
+           > (size_t) (zone->shpool->end - zone->shpool->start) / 2
         || tags->len > 65535)
     {
         /* cannot be shared: nobody should wait for it for a while */
