@@ -1049,7 +1049,12 @@ ngx_http_edge_orch_cache_store(ngx_http_edge_orch_zone_t *zone,
     }
 
     ngx_memcpy(p, body->data, body->len);
-    ngx_memcpy(p + body->len, tags->data, tags->len);
+
+    /* no tags: tags->data may be NULL, which memcpy() must not get */
+
+    if (tags->len) {
+        ngx_memcpy(p + body->len, tags->data, tags->len);
+    }
 
     if (node->body) {
         ngx_slab_free_locked(zone->shpool, node->body);

@@ -318,9 +318,18 @@ ngx_http_edge_orch_make_key(ngx_http_request_t *r,
     *p++ = '\0';
     p = ngx_cpymem(p, fs->uri.data, fs->uri.len);
     *p++ = '?';
-    p = ngx_cpymem(p, fs->args.data, fs->args.len);
+
+    /* empty arguments and key= values may have NULL data */
+
+    if (fs->args.len) {
+        p = ngx_cpymem(p, fs->args.data, fs->args.len);
+    }
+
     *p++ = '\0';
-    p = ngx_cpymem(p, val.data, val.len);
+
+    if (val.len) {
+        p = ngx_cpymem(p, val.data, val.len);
+    }
 
     fs->ckey.key.len = p - fs->ckey.key.data;
     fs->ckey.page_tags = fs->ctx->page_tags;

@@ -38,7 +38,12 @@ ngx_http_edge_orch_tags_append(ngx_pool_t *pool, ngx_str_t *dst, u_char *p,
         return NGX_ERROR;
     }
 
-    ngx_memcpy(buf, dst->data, dst->len);
+    /* the first list of a fragment starts from an empty, NULL string */
+
+    if (dst->len) {
+        ngx_memcpy(buf, dst->data, dst->len);
+    }
+
     n = dst->len;
 
     last = p + len;
