@@ -619,6 +619,24 @@ sub check_valgrind {
     }
 }
 
+# ------------------------------------------------------------ sanitizers
+# TEST_NGINX_CHECK_SANITIZER=1 (build.sh test --asan): nginx writes the
+# reports of an ASan/UBSan module to its stderr, which is the error log
+# once it runs; one failing test per report found after the block.
+sub check_sanitizer {
+    my ($name) = @_;
+    for my $f ($ErrLogFile, $StderrFile) {
+        my @lines = split /\n/, slurp($f);
+        for my $i (0 .. $#lines) {
+            next unless $lines[$i] =~ /runtime error: |ERROR: AddressSanitizer|ERROR: LeakSanitizer|SUMMARY: UndefinedBehaviorSanitizer/;
+            Test::More::ok(0, "$name - sanitizer: $lines[$i]");
+            my $end = $i + 30 > $#lines ? $#lines : $i + 30;
+            Test::More::diag(join "\n", @lines[$i .. $end]);
+            last;
+        }
+    }
+}
+
 # -------------------------------------------------------------- driver
 sub cleanup {
     return if $InSubprocess || $$ != $MainPid;
@@ -702,6 +720,7 @@ sub run_block {
     }
     stop_nginx($name);
     check_valgrind($name) if $valgrind;
+    check_sanitizer($name) if $ENV{TEST_NGINX_CHECK_SANITIZER};
 }
 
 sub run_tests () {
