@@ -21,6 +21,11 @@ use Time::HiRes ();
 
 edge_orch_setup(lua => 1);
 
+# races: a fill of RACE_FILL seconds, the purge RACE_AT seconds into it;
+# valgrind slows nginx down, so both grow there
+$ENV{TEST_NGINX_RACE_FILL} = $ENV{TEST_NGINX_USE_VALGRIND} ? 3 : 0.5;
+$ENV{TEST_NGINX_RACE_AT} = $ENV{TEST_NGINX_USE_VALGRIND} ? 1.5 : 0.15;
+
 repeat_each(1);
 workers(2);
 master_on();
@@ -539,7 +544,7 @@ if ($pid == 0) {
     POSIX::_exit(0);
 }
 close $wr;
-Time::HiRes::sleep(0.15);
+Time::HiRes::sleep($ENV{TEST_NGINX_RACE_AT});
 my $t0 = Time::HiRes::time();
 my $r = main::h6_once('PURGE', '/purge', "Surrogate-Key: race\r\n");
 my $took = Time::HiRes::time() - $t0;
@@ -553,7 +558,7 @@ Test::More::is($child[1], '{"x":{"n":1}}', "040 race - the racing fill's body");
 --- config
 location = /p {
     edge_orch zone=z;
-    edge_orch_fragment x "/_frag/x?sk=race&sleep=0.5&sleep_on=1" upstream=mock ttl=60s stale=60s;
+    edge_orch_fragment x "/_frag/x?sk=race&sleep=$TEST_NGINX_RACE_FILL&sleep_on=1" upstream=mock ttl=60s stale=60s;
 }
 --- request eval
 ["GET /p", "GET /p"]
@@ -574,14 +579,14 @@ if ($pid == 0) {
     eval { main::h6_once('GET', '/p') };
     POSIX::_exit(0);
 }
-Time::HiRes::sleep(0.15);
+Time::HiRes::sleep($ENV{TEST_NGINX_RACE_AT});
 my $r = main::h6_once('POST', '/purge', '', '{"tags":["race"],"soft":true}');
 Test::More::is($r->{status}, 200, "040 soft race - soft purge during the fill");
 waitpid($pid, 0);
 --- config
 location = /p {
     edge_orch zone=z;
-    edge_orch_fragment x "/_frag/x?sk=race&sleep=0.5&sleep_on=1" upstream=mock ttl=60s stale=60s;
+    edge_orch_fragment x "/_frag/x?sk=race&sleep=$TEST_NGINX_RACE_FILL&sleep_on=1" upstream=mock ttl=60s stale=60s;
 }
 --- request eval
 ["GET /p", "GET /p"]
@@ -603,14 +608,14 @@ if ($pid == 0) {
     eval { main::h6_once('GET', '/p') };
     POSIX::_exit(0);
 }
-Time::HiRes::sleep(0.15);
+Time::HiRes::sleep($ENV{TEST_NGINX_RACE_AT});
 my $r = main::h6_once('POST', '/purge', '', '{"all":true}');
 Test::More::is($r->{status}, 200, "040 race all - purge all during the fill");
 waitpid($pid, 0);
 --- config
 location = /p {
     edge_orch zone=z;
-    edge_orch_fragment x "/_frag/x?sleep=0.5&sleep_on=1" upstream=mock ttl=60s stale=60s;
+    edge_orch_fragment x "/_frag/x?sleep=$TEST_NGINX_RACE_FILL&sleep_on=1" upstream=mock ttl=60s stale=60s;
 }
 --- request eval
 ["GET /p", "GET /p"]
@@ -642,7 +647,7 @@ if ($pid == 0) {
     POSIX::_exit(0);
 }
 close $wr;
-Time::HiRes::sleep(0.15);
+Time::HiRes::sleep($ENV{TEST_NGINX_RACE_AT});
 $r = main::h6_once('PURGE', '/purge', "Surrogate-Key: rr\r\n");
 Test::More::is($r->{status}, 200, "040 refresh race - hard purge during the refresh");
 waitpid($pid, 0);
@@ -686,7 +691,7 @@ if ($pid == 0) {
     eval { main::h6_once('GET', '/p') };
     POSIX::_exit(0);
 }
-Time::HiRes::sleep(0.15);
+Time::HiRes::sleep($ENV{TEST_NGINX_RACE_AT});
 $r = main::h6_once('PURGE', '/purge', "Surrogate-Key: race\r\n");
 Test::More::is($r->{status}, 200, "040 pass race - purge during the fill");
 waitpid($pid, 0);
