@@ -148,15 +148,34 @@ ngx_http_edge_orch_trace_init(ngx_http_request_t *r,
     }
 
     if (ctx->request_id.len == 0 && emcf->request_id_index != NGX_ERROR) {
-        v = ngx_http_get_indexed_variable(r, emcf->request_id_index);
-        if (v == NULL) {
-            return NGX_ERROR;
+
+        /*
+         * nginx's $request_id draws 16 bytes from OpenSSL's RAND_bytes()
+         * on first use, about a third of an all-hit request's instructions;
+         * when nothing has asked for it yet, the same 32 hex digits come
+         * from ngx_random() and become $request_id for the rest of the
+         * request, so access logs and fragments still agree
+         */
+
+        v = &r->variables[emcf->request_id_index];
+
+        if (!v->valid || v->not_found) {
+            p = ngx_pnalloc(r->pool, 32);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_http_edge_orch_random_hex(p, 16);
+
+            v->data = p;
+            v->len = 32;
+            v->valid = 1;
+            v->no_cacheable = 0;
+            v->not_found = 0;
         }
 
-        if (!v->not_found) {
-            ctx->request_id.data = v->data;
-            ctx->request_id.len = v->len;
-        }
+        ctx->request_id.data = v->data;
+        ctx->request_id.len = v->len;
     }
 
     /* W3C Trace Context: more than one traceparent is invalid too */
