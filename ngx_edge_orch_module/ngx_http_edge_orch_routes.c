@@ -474,7 +474,15 @@ ngx_http_edge_orch_routes_open(ngx_http_edge_orch_routes_t *rt)
 
     rc = mdb_txn_begin(rt->env, NULL, MDB_RDONLY, &txn);
     if (rc != MDB_SUCCESS) {
-        goto failed;
+        /* e.g. MDB_READERS_FULL: every reader slot of the table is taken */
+        ngx_http_edge_orch_routes_problem(rt,
+                                 NGX_HTTP_EDGE_ORCH_TABLE_READ_FAILED, 0,
+                                 "mdb_txn_begin() on \"%V\" failed: %s",
+                                 &rt->path, mdb_strerror(rc));
+        mdb_env_close(rt->env);
+        rt->env = NULL;
+        rt->fd = NGX_INVALID_FILE;
+        return NGX_ERROR;
     }
 
     for (i = 0; i < NGX_HTTP_EDGE_ORCH_DB_N; i++) {
