@@ -1,6 +1,7 @@
 # Faults under load (docs/reliability.md): a reload (HUP), a routing table
-# replaced by rename(), and the LMDB reader table exhausted, each while a
-# forked client sends a steady stream of requests on fresh connections.
+# replaced by rename(), the LMDB reader table exhausted and a binary
+# upgrade (USR2), each while a forked client sends a steady stream of
+# requests on fresh connections.
 #
 # The upstream is a server block of the nginx under test on
 # $TEST_NGINX_RAND_PORT_1 that echoes the upstream name (Host) and URI as
@@ -326,4 +327,56 @@ GET /p
 --- error_log eval
 [qr/\[error\] .*edge_orch: routing table problem: .*MDB_READERS_FULL/,
  qr/\[notice\] .*edge_orch: routing table ".*\/t3" is readable again/]
+--- timeout: 20
+
+
+
+=== TEST 4: binary upgrade (USR2, WINCH, QUIT) while requests run: every answer a document or a clean close
+The load child sends requests for 3 s.  After 0.5 s the master gets USR2:
+it starts a new master from the same binary (the listening sockets are
+inherited, the module is loaded again, shared zones are created anew);
+then the old master gets WINCH (its workers finish and exit) and QUIT.
+No request may get a 5xx or a broken document on the way.
+--- http_config
+edge_orch_zone name=z:1m;
+--- config
+location = /p {
+    edge_orch zone=z;
+    edge_orch_fragment a /_frag/a upstream=cms_default ttl=60s;
+    edge_orch_fragment b /_frag/b upstream=cms_default;
+}
+--- init
+my $file = "$ENV{TEST_NGINX_TMP}/load4";
+my $pid = main::start_load($file, 3, ['cms_default']);
+select undef, undef, undef, 0.5;
+my $old = EdgeOrch::nginx_master_pid();
+my $pidfile = server_root() . "/logs/nginx.pid";
+kill 'USR2', $old or die "kill USR2 $old: $!";
+my $new;
+for (1 .. 200) {
+    if (-e "$pidfile.oldbin" && open my $fh, '<', $pidfile) {
+        my $p = <$fh>;
+        if (defined $p && $p =~ /^(\d+)/ && $1 != $old) { $new = $1; last }
+    }
+    select undef, undef, undef, 0.05;
+}
+Test::More::ok($new, "TEST 4: a new master started (" . ($new // 'none') . ")");
+select undef, undef, undef, 0.5;
+kill 'WINCH', $old;
+select undef, undef, undef, 0.5;
+kill 'QUIT', $old;
+my ($ok, $closed, $bad) = main::finish_load($pid, $file);
+Test::More::is(scalar @$bad, 0,
+               "TEST 4: $ok documents, $closed clean closes, no 5xx or broken body during the upgrade")
+    or Test::More::diag(join "\n", @$bad[0 .. ($#$bad < 4 ? $#$bad : 4)]);
+Test::More::cmp_ok($ok, '>=', 10, "TEST 4: the load kept being answered ($ok documents)");
+for (1 .. 100) {
+    last unless kill 0, $old;
+    select undef, undef, undef, 0.05;
+}
+Test::More::ok(!kill(0, $old), "TEST 4: the old master is gone");
+--- request
+GET /p
+--- response_body chomp
+{"a":{"u":"cms_default","p":"/_frag/a"},"b":{"u":"cms_default","p":"/_frag/b"}}
 --- timeout: 20
