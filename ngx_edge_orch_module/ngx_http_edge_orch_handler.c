@@ -19,7 +19,8 @@
 
 static ngx_int_t ngx_http_edge_orch_start_fragment(ngx_http_request_t *r,
     ngx_http_edge_orch_ctx_t *ctx, ngx_http_edge_orch_frag_t *fs);
-static ngx_list_t *ngx_http_edge_orch_filter_headers(ngx_http_request_t *r);
+static ngx_list_t *ngx_http_edge_orch_filter_headers(ngx_http_request_t *r,
+    ngx_flag_t cred);
 static ngx_int_t ngx_http_edge_orch_make_key(ngx_http_request_t *r,
     ngx_http_edge_orch_frag_t *fs);
 static ngx_int_t ngx_http_edge_orch_apply_lookup(ngx_http_request_t *r,
@@ -459,17 +460,23 @@ static ngx_int_t
 ngx_http_edge_orch_launch(ngx_http_request_t *r,
     ngx_http_edge_orch_frag_t *fs)
 {
+    ngx_flag_t                 cred;
+    ngx_list_t               **list;
     ngx_http_request_t        *sr;
     ngx_http_request_body_t   *rb;
     ngx_http_edge_orch_ctx_t  *ctx;
 
     ctx = fs->ctx;
 
-    if (ctx->sr_headers == NULL) {
-        ctx->sr_headers = ngx_http_edge_orch_filter_headers(r);
-        if (ctx->sr_headers == NULL
-            || ngx_http_edge_orch_trace_headers(r, ctx, ctx->sr_headers)
-               != NGX_OK)
+    /* two header lists at most per page: with and without credentials */
+
+    cred = fs->conf->credentials;
+    list = cred ? &ctx->sr_headers_cred : &ctx->sr_headers;
+
+    if (*list == NULL) {
+        *list = ngx_http_edge_orch_filter_headers(r, cred);
+        if (*list == NULL
+            || ngx_http_edge_orch_trace_headers(r, ctx, *list) != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -499,11 +506,21 @@ ngx_http_edge_orch_launch(ngx_http_request_t *r,
     }
 
     sr->request_body = rb;
-    sr->headers_in.headers = *ctx->sr_headers;
+    sr->headers_in.headers = **list;
 
-    if (ctx->sr_headers->last == &ctx->sr_headers->part) {
+    if ((*list)->last == &(*list)->part) {
         /* the copy's own first part, not the shared list's */
         sr->headers_in.headers.last = &sr->headers_in.headers.part;
+    }
+
+    if (!cred) {
+        /* the client's cookies and credentials stay with the page */
+        sr->headers_in.authorization = NULL;
+#if (nginx_version >= 1023000)
+        sr->headers_in.cookie = NULL;
+#else
+        sr->headers_in.cookies.nelts = 0;
+#endif
     }
 
     /* with a trace, a list of its own with this fragment's traceparent */
@@ -765,7 +782,7 @@ ngx_http_edge_orch_store_failed(ngx_http_edge_orch_frag_t *fs)
 
 
 static ngx_list_t *
-ngx_http_edge_orch_filter_headers(ngx_http_request_t *r)
+ngx_http_edge_orch_filter_headers(ngx_http_request_t *r, ngx_flag_t cred)
 {
     ngx_str_t        *d;
     ngx_uint_t        i;
@@ -802,6 +819,18 @@ ngx_http_edge_orch_filter_headers(ngx_http_request_t *r)
         }
 
         if (d->len || ngx_http_edge_orch_trace_skip(&h[i])) {
+            continue;
+        }
+
+        if (!cred
+            && ((h[i].key.len == sizeof("Cookie") - 1
+                 && ngx_strncasecmp(h[i].key.data, (u_char *) "Cookie",
+                                    sizeof("Cookie") - 1) == 0)
+                || (h[i].key.len == sizeof("Authorization") - 1
+                    && ngx_strncasecmp(h[i].key.data,
+                                       (u_char *) "Authorization",
+                                       sizeof("Authorization") - 1) == 0)))
+        {
             continue;
         }
 

@@ -717,10 +717,18 @@ ngx_http_edge_orch_fragment(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (value[i].len == 11
+            && ngx_strncmp(value[i].data, "credentials", 11) == 0)
+        {
+            fc->credentials = 1;
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "fragment \"%V\": unknown parameter \"%V\" "
                            "(expected service=, upstream=, timeout=, ttl=, "
-                           "stale=, key=, fallback= or optional)",
+                           "stale=, key=, fallback=, optional or "
+                           "credentials)",
                            &fc->name, &value[i]);
         return NGX_CONF_ERROR;
     }

@@ -287,6 +287,7 @@ typedef struct {
     ngx_msec_t                     timeout;
     ngx_str_t                      fallback;      /* validated JSON or empty */
     ngx_flag_t                     optional;
+    ngx_flag_t                     credentials;   /* Cookie, Authorization */
     ngx_msec_t                     ttl;           /* 0: coalesce only */
     ngx_msec_t                     stale;
     ngx_http_complex_value_t      *key;
@@ -418,6 +419,7 @@ struct ngx_http_edge_orch_ctx_s {
     ngx_http_edge_orch_frag_t           *failed;      /* first failed one */
 
     ngx_list_t                          *sr_headers;  /* filtered headers */
+    ngx_list_t                          *sr_headers_cred;  /* + Cookie... */
     ngx_str_t                            page_tags;   /* edge_orch_tags */
     ngx_str_t                            payload;     /* pass mode */
 

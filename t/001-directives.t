@@ -19,7 +19,7 @@ location = /p {
 }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*fragment "a": unknown parameter "tmeout=1s" \(expected service=, upstream=, timeout=, ttl=, stale=, key=, fallback= or optional\) in \S+nginx\.conf:\d+/
+qr/\[emerg\] .*fragment "a": unknown parameter "tmeout=1s" \(expected service=, upstream=, timeout=, ttl=, stale=, key=, fallback=, optional or credentials\) in \S+nginx\.conf:\d+/
 
 
 

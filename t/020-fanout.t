@@ -138,20 +138,21 @@ POST /page
 
 
 
-=== TEST 5: fragments get no hop-by-hop, encoding, range or conditional headers, but do get cookies
+=== TEST 5: fragments get no hop-by-hop, encoding, range, conditional headers or credentials, unless "credentials"
 --- http_config
 upstream m { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 server {
     listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
     default_type application/json;
     location / {
-        return 200 '{"ae":"$http_accept_encoding","range":"$http_range","inm":"$http_if_none_match","cookie":"$http_cookie","method":"$request_method","cl":"$http_content_length","uri":"$request_uri"}';
+        return 200 '{"ae":"$http_accept_encoding","range":"$http_range","inm":"$http_if_none_match","cookie":"$http_cookie","auth":"$http_authorization","method":"$request_method","cl":"$http_content_length","uri":"$request_uri"}';
     }
 }
 --- config
 location = /page {
     edge_orch;
     edge_orch_fragment h /_frag/h?id=$arg_id upstream=m;
+    edge_orch_fragment c /_frag/c upstream=m credentials;
 }
 location /_frag/ { internal; proxy_pass http://$edge_orch_upstream; }
 --- request
@@ -161,8 +162,9 @@ Accept-Encoding: gzip, br
 Range: bytes=0-10
 If-None-Match: "abc"
 Cookie: session=s1
+Authorization: Bearer t0k
 --- response_body chomp
-{"h":{"ae":"","range":"","inm":"","cookie":"session=s1","method":"GET","cl":"","uri":"/_frag/h?id=42"}}
+{"h":{"ae":"","range":"","inm":"","cookie":"","auth":"","method":"GET","cl":"","uri":"/_frag/h?id=42"},"c":{"ae":"","range":"","inm":"","cookie":"session=s1","auth":"Bearer t0k","method":"GET","cl":"","uri":"/_frag/c"}}
 --- no_error_log
 [error]
 
