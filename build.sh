@@ -23,7 +23,7 @@ cd "$here"
 APT_PACKAGES="nginx-core nginx-dev liblmdb-dev lmdb-utils libjansson-dev
  libpcre2-dev gcc make perl libtest-base-perl libtext-diff-perl
  liblist-moreutils-perl libtest-longstring-perl valgrind wrk curl
- libnginx-mod-http-lua libnginx-mod-http-echo libyaml-perl nodejs"
+ libnginx-mod-http-lua libnginx-mod-http-echo libyaml-perl nodejs gdb"
 
 BUILD="${EDGE_ORCH_BUILD:-$here/build}"
 SO="$BUILD/nginx/ngx_http_edge_orch_module.so"

@@ -1,7 +1,8 @@
 # Faults under load (docs/reliability.md): a reload (HUP), a routing table
 # replaced by rename(), the LMDB reader table exhausted and a binary
 # upgrade (USR2), each while a forked client sends a steady stream of
-# requests on fresh connections.
+# requests on fresh connections; and a worker killed while it holds the
+# zone's mutex (stopped there with gdb; skipped under valgrind).
 #
 # The upstream is a server block of the nginx under test on
 # $TEST_NGINX_RAND_PORT_1 that echoes the upstream name (Host) and URI as
@@ -379,4 +380,79 @@ Test::More::ok(!kill(0, $old), "TEST 4: the old master is gone");
 GET /p
 --- response_body chomp
 {"a":{"u":"cms_default","p":"/_frag/a"},"b":{"u":"cms_default","p":"/_frag/b"}}
+--- timeout: 20
+
+
+
+=== TEST 5: a worker killed while it holds the zone's mutex: the master unlocks it, the others go on
+gdb stops one worker in ngx_slab_alloc_locked() — only ever called with the
+zone's mutex held — while it stores a fragment, and the worker is killed
+there.  nginx's master force-unlocks a dead worker's shared-memory mutexes
+("shared memory zone ... was locked by PID"); the new and remaining
+workers must go on serving (and storing) without hanging.
+--- http_config
+edge_orch_zone name=z:1m;
+--- config
+location = /p {
+    edge_orch zone=z;
+    edge_orch_fragment a /_frag/a upstream=cms_default ttl=60s key=$arg_k;
+    edge_orch_fragment b /_frag/b upstream=cms_default;
+}
+--- init
+my $gdb = `sh -c 'command -v gdb'`;
+chomp $gdb;
+if (!$gdb) {
+    Test::More::diag("gdb not installed: nothing to stop the worker with");
+    Test::More::pass("TEST 5: skipped (no gdb)");
+    return;
+}
+my $master = EdgeOrch::nginx_master_pid();
+my @w = EdgeOrch::nginx_worker_pids($master);
+my $victim = $w[0];
+my $out = "$ENV{TEST_NGINX_TMP}/gdb5.out";
+my $g = fork // die "fork: $!";
+if ($g == 0) {
+    open STDOUT, '>', $out; open STDERR, '>&', \*STDOUT;
+    exec $gdb, '-q', '-p', $victim, '-batch',
+         '-ex', 'set pagination off',
+         '-ex', 'break ngx_slab_alloc_locked',
+         '-ex', 'continue',
+         '-ex', "shell kill -9 $victim";
+    POSIX::_exit(1);
+}
+select undef, undef, undef, 1.5;    # gdb attached and waiting
+# requests with new keys until the victim stops in the allocator
+for my $k (1 .. 200) {
+    last unless kill 0, $victim;
+    my $r = eval { EdgeOrch::http_get("/p?k=$k", timeout => 2) };
+    select undef, undef, undef, 0.02;
+}
+waitpid $g, 0;
+Test::More::ok(!kill(0, $victim), "TEST 5: the worker was killed inside the zone lock");
+EdgeOrch::wait_error_log(qr/exited on signal 9/, 1);
+# the remaining and the respawned worker must serve, store and hit
+my ($ok, $bad) = (0, 0);
+for my $k (1000 .. 1040) {
+    my $r = EdgeOrch::http_get("/p?k=$k", timeout => 5);
+    if (($r->{status} // 0) == 200 && main::check_doc($r->{body}, ['cms_default']) eq '') {
+        $ok++;
+    } else {
+        $bad++;
+    }
+}
+Test::More::is($bad, 0, "TEST 5: $ok answers after the kill, none failed or hung");
+--- request
+GET /p?k=1000
+--- response_body chomp
+{"a":{"u":"cms_default","p":"/_frag/a"},"b":{"u":"cms_default","p":"/_frag/b"}}
+--- response_headers_like
+Cache-Status: edge-orch/a; hit; ttl=\d+, edge-orch/b; fwd=miss.*
+--- error_log eval
+[qr/shared memory zone "z" was locked by \d+/,
+ qr/exited on signal 9/]
+--- no_error_log
+[crit]
+[emerg]
+signal 11
+--- skip_eval: 8: $ENV{TEST_NGINX_USE_VALGRIND}
 --- timeout: 20
