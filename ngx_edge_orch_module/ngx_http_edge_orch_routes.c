@@ -133,6 +133,11 @@ static ngx_int_t ngx_http_edge_orch_load_kv(ngx_http_edge_orch_routes_t *rt,
 static ngx_int_t ngx_http_edge_orch_load_patterns(
     ngx_http_edge_orch_routes_t *rt, ngx_http_edge_orch_snapshot_t *snap,
     MDB_dbi dbi, ngx_array_t *a, const char *what);
+static ngx_int_t ngx_http_edge_orch_cursor_open(
+    ngx_http_edge_orch_routes_t *rt, MDB_dbi dbi, MDB_cursor **cur);
+static ngx_int_t ngx_http_edge_orch_cursor_end(
+    ngx_http_edge_orch_routes_t *rt, MDB_cursor *cur, int rc,
+    ngx_uint_t skipped, const char *what);
 static ngx_int_t ngx_http_edge_orch_load_meta(
     ngx_http_edge_orch_routes_t *rt, ngx_http_edge_orch_snapshot_t *snap);
 static ngx_regex_t *ngx_http_edge_orch_regex(ngx_http_edge_orch_routes_t *rt,
@@ -778,6 +783,53 @@ ngx_http_edge_orch_load_meta(ngx_http_edge_orch_routes_t *rt,
 
 
 static ngx_int_t
+ngx_http_edge_orch_cursor_open(ngx_http_edge_orch_routes_t *rt, MDB_dbi dbi,
+    MDB_cursor **cur)
+{
+    int  rc;
+
+    rc = mdb_cursor_open(rt->txn, dbi, cur);
+
+    if (rc != MDB_SUCCESS) {
+        ngx_http_edge_orch_routes_problem(rt,
+                                 NGX_HTTP_EDGE_ORCH_TABLE_CORRUPT, 0,
+                                 "mdb_cursor_open() failed: %s",
+                                 mdb_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_edge_orch_cursor_end(ngx_http_edge_orch_routes_t *rt,
+    MDB_cursor *cur, int rc, ngx_uint_t skipped, const char *what)
+{
+    /* a scan ends with MDB_NOTFOUND; anything else: keep the old table */
+
+    mdb_cursor_close(cur);
+
+    if (rc != MDB_NOTFOUND) {
+        ngx_http_edge_orch_routes_problem(rt,
+                                 NGX_HTTP_EDGE_ORCH_TABLE_CORRUPT, 0,
+                                 "reading \"%V\" failed: %s, keeping the "
+                                 "previous table", &rt->path,
+                                 mdb_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    if (skipped) {
+        ngx_log_error(NGX_LOG_WARN, rt->log, 0,
+                      "edge_orch: %ui malformed %s entries in \"%V\" "
+                      "ignored", skipped, what, &rt->path);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
 ngx_http_edge_orch_load_kv(ngx_http_edge_orch_routes_t *rt,
     ngx_http_edge_orch_snapshot_t *snap, MDB_dbi dbi, ngx_array_t *a,
     ngx_uint_t routes)
@@ -790,12 +842,7 @@ ngx_http_edge_orch_load_kv(ngx_http_edge_orch_routes_t *rt,
     ngx_uint_t                fields, skipped, unknown;
     ngx_http_edge_orch_kv_t  *kv;
 
-    rc = mdb_cursor_open(rt->txn, dbi, &cur);
-    if (rc != MDB_SUCCESS) {
-        ngx_http_edge_orch_routes_problem(rt,
-                                 NGX_HTTP_EDGE_ORCH_TABLE_CORRUPT, 0,
-                                 "mdb_cursor_open() failed: %s",
-                                 mdb_strerror(rc));
+    if (ngx_http_edge_orch_cursor_open(rt, dbi, &cur) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -882,22 +929,11 @@ ngx_http_edge_orch_load_kv(ngx_http_edge_orch_routes_t *rt,
         ngx_memcpy(kv->value.data, val.mv_data, val.mv_size);
     }
 
-    mdb_cursor_close(cur);
-
-    if (rc != MDB_NOTFOUND) {
-        ngx_http_edge_orch_routes_problem(rt,
-                                 NGX_HTTP_EDGE_ORCH_TABLE_CORRUPT, 0,
-                                 "reading \"%V\" failed: %s, keeping the "
-                                 "previous table", &rt->path,
-                                 mdb_strerror(rc));
+    if (ngx_http_edge_orch_cursor_end(rt, cur, rc, skipped,
+                                      routes ? "route" : "group")
+        != NGX_OK)
+    {
         return NGX_ERROR;
-    }
-
-    if (skipped) {
-        ngx_log_error(NGX_LOG_WARN, rt->log, 0,
-                      "edge_orch: %ui malformed %s entries in \"%V\" "
-                      "ignored", skipped, routes ? "route" : "group",
-                      &rt->path);
     }
 
     if (unknown > 1) {
@@ -922,12 +958,7 @@ ngx_http_edge_orch_load_patterns(ngx_http_edge_orch_routes_t *rt,
     ngx_uint_t                     skipped;
     ngx_http_edge_orch_pattern_t  *pat;
 
-    rc = mdb_cursor_open(rt->txn, dbi, &cur);
-    if (rc != MDB_SUCCESS) {
-        ngx_http_edge_orch_routes_problem(rt,
-                                 NGX_HTTP_EDGE_ORCH_TABLE_CORRUPT, 0,
-                                 "mdb_cursor_open() failed: %s",
-                                 mdb_strerror(rc));
+    if (ngx_http_edge_orch_cursor_open(rt, dbi, &cur) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -974,24 +1005,7 @@ ngx_http_edge_orch_load_patterns(ngx_http_edge_orch_routes_t *rt,
         }
     }
 
-    mdb_cursor_close(cur);
-
-    if (rc != MDB_NOTFOUND) {
-        ngx_http_edge_orch_routes_problem(rt,
-                                 NGX_HTTP_EDGE_ORCH_TABLE_CORRUPT, 0,
-                                 "reading \"%V\" failed: %s, keeping the "
-                                 "previous table", &rt->path,
-                                 mdb_strerror(rc));
-        return NGX_ERROR;
-    }
-
-    if (skipped) {
-        ngx_log_error(NGX_LOG_WARN, rt->log, 0,
-                      "edge_orch: %ui malformed %s entries in \"%V\" "
-                      "ignored", skipped, what, &rt->path);
-    }
-
-    return NGX_OK;
+    return ngx_http_edge_orch_cursor_end(rt, cur, rc, skipped, what);
 }
 
 
@@ -1041,12 +1055,7 @@ ngx_http_edge_orch_load_static(ngx_http_edge_orch_routes_t *rt,
         return NGX_OK;
     }
 
-    rc = mdb_cursor_open(rt->txn, rt->static_dbi, &cur);
-    if (rc != MDB_SUCCESS) {
-        ngx_http_edge_orch_routes_problem(rt,
-                                 NGX_HTTP_EDGE_ORCH_TABLE_CORRUPT, 0,
-                                 "mdb_cursor_open() failed: %s",
-                                 mdb_strerror(rc));
+    if (ngx_http_edge_orch_cursor_open(rt, rt->static_dbi, &cur) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1122,21 +1131,10 @@ ngx_http_edge_orch_load_static(ngx_http_edge_orch_routes_t *rt,
         skipped++;
     }
 
-    mdb_cursor_close(cur);
-
-    if (rc != MDB_NOTFOUND) {
-        ngx_http_edge_orch_routes_problem(rt,
-                                 NGX_HTTP_EDGE_ORCH_TABLE_CORRUPT, 0,
-                                 "reading \"%V\" failed: %s, keeping the "
-                                 "previous table", &rt->path,
-                                 mdb_strerror(rc));
+    if (ngx_http_edge_orch_cursor_end(rt, cur, rc, skipped, "static")
+        != NGX_OK)
+    {
         return NGX_ERROR;
-    }
-
-    if (skipped) {
-        ngx_log_error(NGX_LOG_WARN, rt->log, 0,
-                      "edge_orch: %ui malformed static entries in \"%V\" "
-                      "ignored", skipped, &rt->path);
     }
 
     /* exact paths are searched, prefixes tried longest first */
